@@ -1,0 +1,30 @@
+"""tl-bilinear: weight-based interpretability of bilinear MLPs in TransformerLens.
+
+Importing the package registers ``act_fn="bilinear"`` with TransformerLens.
+"""
+
+from tl_bilinear.activation import register
+
+register()
+
+from tl_bilinear.config import (  # noqa: E402
+    bilinear_config,
+    get_config,
+    get_preset,
+    list_presets,
+    register_preset,
+)
+from tl_bilinear.model import freeze_biases, make_model  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "bilinear_config",
+    "freeze_biases",
+    "get_config",
+    "get_preset",
+    "list_presets",
+    "make_model",
+    "register",
+    "register_preset",
+]

@@ -1,0 +1,163 @@
+"""Bilinear-MLP HookedTransformer configs and the preset registry.
+
+``bilinear_config`` fills in the paper's architecture (gated MLP with the identity
+activation, ``d_mlp = 4 * d_model``, RMS norm without gain, rotary positions with
+adjacent pairs, untied embeddings, no biases); presets name the paper's models
+(Pearce et al. 2025, Appendix G) and CPU-scale ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformer_lens import HookedTransformerConfig
+
+from tl_bilinear.activation import ACT_FN_NAME, register
+
+register()
+
+#: Architecture defaults of the paper's bilinear transformers.
+BILINEAR_DEFAULTS: dict[str, Any] = dict(
+    n_layers=1,
+    d_model=128,
+    n_heads=4,
+    n_ctx=256,
+    d_vocab=4096,
+    act_fn=ACT_FN_NAME,
+    gated_mlp=True,
+    normalization_type="RMSPre",
+    positional_embedding_type="rotary",
+    rotary_adjacent_pairs=True,
+    tie_word_embeddings=False,
+    init_mode="gpt2",
+)
+
+
+def _validate(fields: dict[str, Any]) -> None:
+    for name in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab", "d_mlp", "d_head"):
+        value = fields.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    d_model, n_heads = fields["d_model"], fields["n_heads"]
+    if fields.get("d_head") is None and d_model % n_heads:
+        raise ValueError(
+            f"d_model={d_model} is not divisible by n_heads={n_heads}; choose n_heads that "
+            f"divides d_model (e.g. {[h for h in (1, 2, 4, 8, 16) if d_model % h == 0]}) "
+            "or set d_head explicitly"
+        )
+    if fields.get("positional_embedding_type") == "rotary":
+        d_head = fields.get("d_head") or d_model // n_heads
+        if d_head % 2:
+            raise ValueError(f"rotary positions need an even d_head, got d_head={d_head}")
+
+
+def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
+    """Build a HookedTransformerConfig with the paper's bilinear architecture.
+
+    Any HookedTransformerConfig field can be overridden. ``d_head`` defaults to
+    ``d_model // n_heads`` and ``d_mlp`` to ``4 * d_model``.
+
+    Args:
+        **overrides: HookedTransformerConfig fields, e.g. ``n_layers=6, d_model=512``.
+
+    Returns:
+        The config; ``HookedTransformer(cfg)`` builds the model (see ``make_model``).
+
+    Raises:
+        ValueError: if a size is not a positive integer or ``d_model`` is not divisible
+            by ``n_heads``.
+        TypeError: if a field name is not a HookedTransformerConfig field.
+    """
+    fields = {**BILINEAR_DEFAULTS, **overrides}
+    _validate(fields)
+    if fields.get("d_head") is None:
+        fields["d_head"] = fields["d_model"] // fields["n_heads"]
+    if fields.get("d_mlp") is None:
+        fields["d_mlp"] = 4 * fields["d_model"]
+    known = HookedTransformerConfig.__dataclass_fields__
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise TypeError(f"unknown HookedTransformerConfig field(s) {unknown}")
+    return HookedTransformerConfig(**fields)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of ``bilinear_config`` fields and where they come from."""
+
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(name: str, *, source: str = "user-defined", overwrite: bool = False, **fields: Any) -> Preset:
+    """Add a preset to the registry.
+
+    Args:
+        name: the preset's name (also written to ``cfg.model_name``).
+        source: where the numbers come from (paper section, "CPU-scale", ...).
+        overwrite: replace an existing preset of the same name.
+        **fields: ``bilinear_config`` overrides.
+
+    Returns:
+        The registered preset.
+
+    Raises:
+        ValueError: if the name is taken and ``overwrite`` is false, or the fields do
+            not make a valid config.
+    """
+    if name in _PRESETS and not overwrite:
+        raise ValueError(f"preset {name!r} already exists; pass overwrite=True to replace it")
+    bilinear_config(**fields)  # fail now, not when the preset is first used
+    preset = Preset(name=name, fields=dict(fields), source=source)
+    _PRESETS[name] = preset
+    return preset
+
+
+def list_presets() -> list[str]:
+    """Names of all registered presets, sorted."""
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """The registered preset called ``name``.
+
+    Raises:
+        KeyError: if there is no such preset; the message lists the known ones.
+    """
+    if name not in _PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(list_presets())}")
+    return _PRESETS[name]
+
+
+def get_config(name: str, **overrides: Any) -> HookedTransformerConfig:
+    """The config of preset ``name`` with ``overrides`` applied.
+
+    Raises:
+        KeyError: if there is no such preset; the message lists the known ones.
+    """
+    preset = get_preset(name)
+    return bilinear_config(**{"model_name": name, **preset.fields, **overrides})
+
+
+_PAPER = "Pearce et al. 2025 (arXiv 2410.08417), Appendix G"
+register_preset(
+    "ts-medium", source=f"{_PAPER}: the TinyStories model",
+    n_layers=6, d_model=512, d_mlp=2048, n_heads=8, n_ctx=256, d_vocab=4096,
+)
+register_preset(
+    "fw-small", source=f"{_PAPER}: FineWeb, 12 layers (Mixtral tokenizer)",
+    n_layers=12, d_model=768, d_mlp=3072, n_heads=12, n_ctx=512, d_vocab=32000,
+)
+register_preset(
+    "fw-medium", source=f"{_PAPER}: FineWeb, 16 layers (Mixtral tokenizer)",
+    n_layers=16, d_model=1024, d_mlp=4096, n_heads=16, n_ctx=512, d_vocab=32000,
+)
+_CPU = "CPU-scale (this project): trains in minutes on 2 cores"
+register_preset("ts-micro", source=_CPU, n_layers=1, d_model=64, n_heads=4, n_ctx=128, d_vocab=4096)
+register_preset("ts-tiny", source=_CPU, n_layers=2, d_model=128, n_heads=4, n_ctx=256, d_vocab=4096)
+register_preset("ts-small", source=_CPU, n_layers=4, d_model=256, n_heads=8, n_ctx=256, d_vocab=4096)
