@@ -1,0 +1,21 @@
+"""Shared test set-up: no network, small deterministic models."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import tl_bilinear  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A 2-layer bilinear HookedTransformer with random weights (float64 for exactness)."""
+    return tl_bilinear.make_model(
+        tl_bilinear.bilinear_config(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=97, dtype=torch.float64),
+        seed=0,
+    )
