@@ -1,0 +1,38 @@
+"""Weight-based analysis of bilinear MLPs: interaction matrices and their eigendecomposition.
+
+For an output direction u, a bilinear MLP's output along u is exactly ``xᵀ Q(u) x``
+(plus a bias constant), and ``Q = Σ λ_i v_i v_iᵀ`` turns it into ``Σ λ_i (v_i · x)²``.
+"""
+
+from tl_bilinear.analysis.directions import (
+    as_directions,
+    contrast_directions,
+    mean_contrast_directions,
+    token_ids,
+    unembed_directions,
+)
+from tl_bilinear.analysis.eigen import Eigendecomposition, eigendecompose, spectrum
+from tl_bilinear.analysis.inputs import mlp_input, mlp_input_hook_names
+from tl_bilinear.analysis.interaction import interaction_matrices
+from tl_bilinear.analysis.metrics import HOSVD, effective_rank, hosvd, topk_mass
+from tl_bilinear.analysis.weights import BilinearWeights, bilinear_weights
+
+__all__ = [
+    "BilinearWeights",
+    "Eigendecomposition",
+    "HOSVD",
+    "as_directions",
+    "bilinear_weights",
+    "contrast_directions",
+    "effective_rank",
+    "eigendecompose",
+    "hosvd",
+    "interaction_matrices",
+    "mean_contrast_directions",
+    "mlp_input",
+    "mlp_input_hook_names",
+    "spectrum",
+    "token_ids",
+    "topk_mass",
+    "unembed_directions",
+]
