@@ -15,6 +15,7 @@ from tl_bilinear.config import (  # noqa: E402
     register_preset,
 )
 from tl_bilinear.model import freeze_biases, make_model  # noqa: E402
+from tl_bilinear.model import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -24,7 +25,9 @@ __all__ = [
     "get_config",
     "get_preset",
     "list_presets",
+    "load",
     "make_model",
     "register",
     "register_preset",
+    "save",
 ]
