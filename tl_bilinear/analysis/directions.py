@@ -28,11 +28,12 @@ def as_directions(directions: Tensor, width: int) -> Float[Tensor, "n width"]:
     """
     if not isinstance(directions, Tensor):
         directions = torch.as_tensor(directions)
+    shape = tuple(directions.shape)
     if directions.ndim == 1:
         directions = directions[None]
     if directions.ndim != 2 or directions.shape[1] != width:
         raise ValueError(
-            f"directions have shape {tuple(directions.shape)}, expected [{width}] or [n, {width}] "
+            f"directions have shape {shape}, expected [{width}] or [n, {width}] "
             f"(the layer writes d_model={width})"
         )
     if not directions.is_floating_point():
