@@ -1,0 +1,1 @@
+"""Text data: sources, the built-in story generator, tokenizers, packing."""
