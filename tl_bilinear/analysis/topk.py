@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 from jaxtyping import Float, Int
@@ -66,6 +66,47 @@ class TopContexts:
             ids = self.tokens[feature, s][keep].tolist()
             out.append(([vocab[i] for i in ids] if vocab is not None else ids, self.values[feature, s][keep].tolist()))
         return out
+
+
+def token_batches(
+    model: HookedTransformer, texts: Iterable[str], batch_size: int = 8, seq_len: int | None = None
+) -> Iterator[Int[Tensor, "batch seq_len"]]:
+    """Tokenize documents and pack them into [batch_size, seq_len] batches, streaming.
+
+    Documents are tokenized one at a time with the model's tokenizer (BOS prepended if
+    the tokenizer does), concatenated into one stream and cut into rows of ``seq_len``
+    tokens (default ``n_ctx``); a final partial batch is yielded, a final partial row
+    is dropped.
+
+    Args:
+        model: a HookedTransformer with a tokenizer.
+        texts: an iterable of documents.
+        batch_size: rows per batch.
+        seq_len: tokens per row (default ``model.cfg.n_ctx``).
+
+    Yields:
+        [rows, seq_len] token-id tensors, rows <= batch_size.
+
+    Raises:
+        ValueError: if the model has no tokenizer or a size is not positive.
+    """
+    if model.tokenizer is None:
+        raise ValueError("token_batches needs a model with a tokenizer")
+    seq_len = seq_len or model.cfg.n_ctx
+    if batch_size < 1 or seq_len < 1:
+        raise ValueError(f"batch_size={batch_size} and seq_len={seq_len} must be positive")
+    buffer: list[int] = []
+    rows: list[list[int]] = []
+    for text in texts:
+        buffer.extend(model.to_tokens(text, truncate=False)[0].tolist())
+        while len(buffer) >= seq_len:
+            rows.append(buffer[:seq_len])
+            buffer = buffer[seq_len:]
+            if len(rows) == batch_size:
+                yield torch.tensor(rows, device=model.cfg.device)
+                rows = []
+    if rows:
+        yield torch.tensor(rows, device=model.cfg.device)
 
 
 class TopNMerger:
@@ -138,11 +179,13 @@ class DatasetTopContexts:
         eigenvectors: features ``direction * k + i`` (eigenvector i of that direction).
         directions: feature j is direction j's total ``u · mlp_out``.
         eigendecomposition: the decomposition that was scanned.
+        n_sequences: sequences scanned.
     """
 
     eigenvectors: TopContexts
     directions: TopContexts
     eigendecomposition: Eigendecomposition
+    n_sequences: int
 
 
 def top_activating_contexts(
@@ -192,4 +235,4 @@ def top_activating_contexts(
         dir_merger.update(acts.tokens, acts.total, acts.total)
     if eig_merger.seen == 0:
         raise ValueError("the dataset yielded no batches")
-    return DatasetTopContexts(eig_merger.result(), dir_merger.result(), eig)
+    return DatasetTopContexts(eig_merger.result(), dir_merger.result(), eig, eig_merger.seen)

@@ -1,0 +1,110 @@
+"""Offline, injection-safe HTML documents: bundle inlined once, JSON and tokens escaped."""
+
+import html
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from tl_bilinear.viz.html import BUNDLE_PATH, HTMLDocument, clean_values, script_json, symmetric_bound
+from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi
+
+from tests.viz.conftest import NASTY
+from tests.viz.helpers import rendered_props
+
+TOKENS = NASTY + ["😀", "", " sad", "\n"]
+
+
+def test_bundle_inlined_once_and_no_cdn():
+    doc = colored_tokens(["a"], [1.0]) + colored_tokens(["b"], [2.0]) + colored_tokens_multi(["c"], [[1.0, 2.0]])
+    page = doc.to_html()
+    bundle_marker = "var CircuitsVis="
+    assert bundle_marker in BUNDLE_PATH.read_text(encoding="utf-8")
+    assert page.count(bundle_marker) == 1
+    assert doc._repr_html_().count(bundle_marker) == 1
+    assert "unpkg.com" not in page and not re.search(r"src=[\"']?https?:", page)  # nothing loaded from the network
+    assert 'type="module"' not in page and "import {" not in page
+    assert len(rendered_props(page)) == 3
+
+
+def test_no_token_can_close_the_script_or_inject():
+    doc = colored_tokens(TOKENS, range(len(TOKENS)))
+    page = doc.to_html()
+    # the only closing script tags are the two real ones (bundle, render calls)
+    assert len(re.findall(r"</script", page, flags=re.IGNORECASE)) == 2
+    assert "<script>alert(1)" not in page and "<s>" not in page and "<b>" not in page
+    assert "\u2028" not in page and "\u2029" not in page
+    ((_, name, props),) = rendered_props(page)
+    assert name == "ColoredTokens"
+    # the component renders tokens as HTML, so it receives them HTML-escaped
+    assert props["tokens"] == [html.escape(t) for t in TOKENS]
+    assert props["tokens"][NASTY.index("&amp;")] == "&amp;amp;"
+    assert "😀" in props["tokens"] and "" in props["tokens"]
+
+
+def test_script_json_escapes_and_round_trips():
+    value = {"t": "</script><!-- & \u2028\u2029 >"}
+    text = script_json(value)
+    assert not set("<>&\u2028\u2029") & set(text)
+    assert json.loads(text) == value
+    with pytest.raises(ValueError):
+        script_json({"x": float("nan")})
+
+
+def test_titles_and_labels_are_escaped():
+    page = colored_tokens(["a"], [1], title="<i>t</i>").to_html()
+    assert "&lt;i&gt;t&lt;/i&gt;" in page and "<i>" not in page
+    props = rendered_props(colored_tokens_multi(["a"], [[1.0]], labels=["<b>x"]).to_html())[0][2]
+    assert props["labels"] == ["<b>x"]  # rendered by React as text: must not be entity-escaped
+    assert HTMLDocument(title="<x>").to_html().count("<title>&lt;x&gt;</title>") == 1
+
+
+def test_values_numpy_tensor_nan_inf_and_zero():
+    values, missing = clean_values(np.array([np.float32(1.5), np.nan, np.inf, -np.inf, 0]))
+    assert values == [1.5, None, None, None, 0.0] and missing == [1, 2, 3]
+    assert all(type(v) is float for v in values if v is not None)
+    assert clean_values(torch.tensor([2.0, float("nan")]))[0] == [2.0, None]
+    assert symmetric_bound([0.0, None, 0.0]) == 1.0 and symmetric_bound([-3.0, 2.0]) == 3.0
+    doc = colored_tokens(["a", "b", "c", "d"], np.array([np.float64(-4), np.nan, np.inf, 2]))
+    page = doc.to_html()
+    props = rendered_props(page)[0][2]
+    assert props["values"] == [-4.0, None, None, 2.0]
+    assert props["minValue"] == -4.0 and props["maxValue"] == 4.0  # symmetric around 0
+    assert "2 value(s) are NaN or infinite" in page
+    zero = rendered_props(colored_tokens(["a", "b"], [0.0, 0.0]).to_html())[0][2]
+    assert zero["minValue"] == -1.0 and zero["maxValue"] == 1.0  # never a zero range
+    nan_only = rendered_props(colored_tokens(["a"], [math.nan]).to_html())[0][2]
+    assert nan_only["values"] == [None] and nan_only["maxValue"] == 1.0
+
+
+def test_multi_bounds_are_symmetric_per_column_or_shared():
+    values = torch.tensor([[1.0, -10.0], [-2.0, 5.0], [float("nan"), 0.0]])
+    props = rendered_props(colored_tokens_multi(["a", "b", "c"], values).to_html())[0][2]
+    assert props["positiveBounds"] == [2.0, 10.0] and props["negativeBounds"] == [-2.0, -10.0]
+    assert props["values"][2] == [0.0, 0.0]
+    shared = rendered_props(colored_tokens_multi(["a", "b", "c"], values, shared_scale=True).to_html())[0][2]
+    assert shared["positiveBounds"] == [10.0, 10.0]
+
+
+def test_length_mismatch_and_bad_types_raise():
+    with pytest.raises(ValueError, match="2 tokens but 3 values"):
+        colored_tokens(["a", "b"], [1, 2, 3])
+    with pytest.raises(ValueError, match="2 tokens but 1 rows"):
+        colored_tokens_multi(["a", "b"], [[1.0]])
+    with pytest.raises(ValueError, match="labels"):
+        colored_tokens_multi(["a"], [[1.0, 2.0]], labels=["x"])
+    with pytest.raises(TypeError, match="one string"):
+        colored_tokens("ab", [1, 2])
+    with pytest.raises(TypeError, match="strings"):
+        colored_tokens([1], [1])
+    with pytest.raises(TypeError, match="number"):
+        colored_tokens(["a"], ["x"])
+
+
+def test_save_writes_a_full_page(tmp_path):
+    path = colored_tokens(["a"], [1.0]).save(tmp_path / "sub" / "v.html")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and 'charset="utf-8"' in text

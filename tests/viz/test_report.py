@@ -1,0 +1,79 @@
+"""Plots, the HTML report and the `analyze` command on a real (tiny) model and tokenizer."""
+
+import pytest
+import torch
+
+import tl_bilinear
+from tl_bilinear.analysis import effective_rank, spectrum
+from tl_bilinear.analysis.topk import token_batches
+from tl_bilinear.viz import analysis_report, effective_rank_figure, save_figure, spectrum_figure
+from tl_bilinear.viz.cli import main as analyze_main
+
+from tests.viz.conftest import CORPUS
+from tests.viz.helpers import rendered_props
+
+TEXT = "The dog was sad <s> &amp; <script>alert(1)</script> then happy. " * 3
+
+
+def test_plots_write_pngs(tmp_path, text_model):
+    lam = spectrum(text_model, 0, text_model.W_U[:, :20].T.detach())
+    path = save_figure(spectrum_figure(lam[0], label='" sad"'), tmp_path / "spectrum.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    hist = save_figure(effective_rank_figure(effective_rank(lam)), tmp_path / "ranks.png")
+    assert hist.stat().st_size > 1000
+    with pytest.raises(ValueError, match="1-D"):
+        spectrum_figure(torch.zeros(2, 3))
+    spectrum_figure(torch.tensor([0.0, float("nan")]))  # degenerate input still draws
+
+
+def test_report_has_every_section(text_model, tmp_path):
+    dataset = token_batches(text_model, CORPUS[:12], batch_size=4, seq_len=16)
+    doc = analysis_report(text_model, 1, " sad", versus=" happy", text=TEXT, dataset=dataset, k=3,
+                          n_contexts=3, rank_sample=32)
+    page = doc.save(tmp_path / "report.html").read_text(encoding="utf-8")
+    for section in ("Model", "Spectrum", "Direct-path tokens", "Activations on the text", "Top-activating dataset contexts"):
+        assert f"<h2>{section}</h2>" in page
+    assert page.count('src="data:image/png;base64,') == 2
+    names = [name for _, name, _ in rendered_props(page)]
+    assert len(names) == len(doc.components)
+    # direct path: 3 eigenvectors x (top, bottom); text: total, reconstruction (+ the multi view);
+    # contexts: 3 for the direction and 3 for each of the 3 eigenvectors
+    assert names.count("ColoredTokensMulti") == 1 and names.count("ColoredTokens") == 6 + 2 + 3 + 9
+    assert "&#x27; sad&#x27; minus &#x27; happy&#x27;" in page or "' sad' minus ' happy'" in page
+    assert "<script>alert(1)" not in page
+
+
+def test_report_errors(text_model):
+    with pytest.raises(IndexError, match="out of range"):
+        analysis_report(text_model, 2, " sad")
+    with pytest.raises(ValueError, match="near matches"):
+        analysis_report(text_model, 0, " sadd")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(text_model, tmp_path_factory):
+    return tl_bilinear.save(text_model, tmp_path_factory.mktemp("ckpt") / "model")
+
+
+def test_analyze_command_writes_the_report(checkpoint, tmp_path):
+    text = tmp_path / "story.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n\n".join(CORPUS[:6]), encoding="utf-8")
+    out = tmp_path / "report.html"
+    assert analyze_main([str(checkpoint), "--layer", "0", "--token", " sad", "--vs", " happy", "--text", str(text),
+                         "--out", str(out), "--dataset", str(docs), "--max-batches", "2", "--k", "2"]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "Top-activating dataset contexts" in page and "Activations on the text" in page
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "7", "--token", " sad"], "--layer 7 is out of range"),
+    (["--layer", "0", "--token", " sadd"], "Near matches: ' sad'"),
+    (["--layer", "0", "--token", " sad", "--vs", "hapy"], "--vs 'hapy'"),
+])
+def test_analyze_command_bad_input(checkpoint, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        analyze_main([str(checkpoint), *args, "--out", str(tmp_path / "r.html"), "--dataset", "none"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,134 @@
+"""``tl-bilinear analyze``: write the HTML analysis report of a checkpoint.
+
+Example::
+
+    tl-bilinear analyze runs/ts-micro --layer 0 --token " sad" --vs " happy" \\
+        --text story.txt --out report.html
+
+``tl_bilinear/cli.py`` registers :func:`add_parser`; ``python -m tl_bilinear.viz.cli``
+runs the subcommand on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Sequence
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``analyze`` subcommand to a ``tl-bilinear`` argument parser.
+
+    Args:
+        subparsers: the result of ``parser.add_subparsers()``.
+
+    Returns:
+        The subcommand's parser; its ``func`` default is :func:`run`.
+    """
+    p = subparsers.add_parser(
+        "analyze",
+        help="write a self-contained HTML report of one output direction of a layer",
+        description="Eigendecompose the interaction matrix of an output direction (a token's unembedding, "
+        "optionally minus another's) and write one HTML page: model summary, spectrum, top eigenvectors "
+        "with direct-path tokens, activations on a text, top-activating dataset contexts. Needs no network to view.",
+    )
+    p.add_argument("checkpoint", help="checkpoint (or training run) directory written by tl-bilinear")
+    p.add_argument("--layer", type=int, required=True, help="layer index")
+    p.add_argument("--token", required=True, help='a single vocabulary token, e.g. " sad" (mind the space)')
+    p.add_argument("--vs", default=None, help='contrast token: direction = W_U[token] - W_U[vs]')
+    p.add_argument("--text", type=Path, default=None, help="UTF-8 text file to show activations on (any length)")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="output HTML file (default report.html)")
+    p.add_argument("--k", type=int, default=4, help="eigenvectors shown (default 4)")
+    p.add_argument("--dataset", default="builtin",
+                   help="contexts from: 'builtin' (story generator), 'none', or a UTF-8 text file (blank-line separated documents)")
+    p.add_argument("--max-batches", type=int, default=8, help="dataset batches scanned (default 8)")
+    p.add_argument("--batch-size", type=int, default=8, help="sequences per batch (default 8)")
+    p.add_argument("--contexts", type=int, default=5, help="contexts shown per eigenvector (default 5)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _documents(name: str) -> Iterable[str] | None:
+    if name == "none":
+        return None
+    path = Path(name)
+    if path.is_file():
+        return [d.strip() for d in path.read_text(encoding="utf-8").split("\n\n") if d.strip()]
+    if name == "builtin":
+        from tl_bilinear import data
+
+        if hasattr(data, "iter_documents"):
+            return data.iter_documents("builtin")
+        from tl_bilinear.data.stories import iter_stories
+
+        return iter_stories(seed=1)
+    raise ValueError(f"--dataset {name!r} is not 'builtin', 'none' or an existing text file")
+
+
+def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
+    if token in set(vocab):
+        return
+    near = difflib.get_close_matches(token, list(dict.fromkeys(vocab)), n=5, cutoff=0.6)
+    hint = f" Near matches: {', '.join(repr(t) for t in near)}." if near else ""
+    raise ValueError(f"{flag} {token!r} is not a single token of this model's vocabulary.{hint}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``analyze`` with parsed arguments; returns the exit status.
+
+    Raises:
+        FileNotFoundError: for a missing checkpoint or text file.
+        ValueError / IndexError: for an unknown token (near matches suggested) or a
+            layer out of range.
+    """
+    import tl_bilinear
+    from tl_bilinear.analysis.directions import vocab_strings
+    from tl_bilinear.analysis.topk import token_batches
+    from tl_bilinear.viz.report import analysis_report
+
+    model = tl_bilinear.load(args.checkpoint)
+    n_layers = model.cfg.n_layers
+    if not 0 <= args.layer < n_layers:
+        raise IndexError(f"--layer {args.layer} is out of range: the model has {n_layers} layers (0..{n_layers - 1})")
+    if model.tokenizer is None:
+        raise ValueError(f"{args.checkpoint} has no tokenizer, so --token cannot be looked up")
+    vocab = vocab_strings(model)
+    _check_token(vocab, args.token, "--token")
+    if args.vs is not None:
+        _check_token(vocab, args.vs, "--vs")
+    text = None
+    if args.text is not None:
+        if not args.text.is_file():
+            raise FileNotFoundError(f"--text {args.text} does not exist")
+        text = args.text.read_text(encoding="utf-8")
+    documents = _documents(args.dataset)
+    dataset = None
+    if documents is not None:
+        dataset = islice(token_batches(model, documents, batch_size=args.batch_size), args.max_batches)
+    report = analysis_report(model, args.layer, args.token, args.vs, text=text, dataset=dataset,
+                             k=args.k, n_contexts=args.contexts, max_batches=args.max_batches)
+    path = report.save(args.out)
+    logger.info("wrote %s", path)
+    sys.stderr.write(f"wrote {path}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``analyze`` as a standalone command (errors become one-line messages, exit 2)."""
+    parser = argparse.ArgumentParser(prog="tl-bilinear")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["analyze", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except (ValueError, IndexError, FileNotFoundError) as error:
+        parser.exit(2, f"tl-bilinear analyze: error: {error}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

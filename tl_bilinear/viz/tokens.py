@@ -1,0 +1,252 @@
+"""Token-level circuitsvis views: thin wrappers that render correctly offline.
+
+Every view returns an :class:`~tl_bilinear.viz.html.HTMLDocument` (display it in a
+notebook, ``save`` it, or concatenate it into a report). Compared with calling
+circuitsvis directly:
+
+* tokens are HTML-escaped (circuitsvis renders them as HTML);
+* values become plain floats; NaN/inf are shown as missing (uncoloured, with a note
+  listing their positions) instead of blanking the view;
+* colour scales are symmetric around 0 (``-max|v| .. +max|v|``, never a zero range),
+  so red always means negative and blue positive at the same intensity per unit;
+* mismatched lengths raise a ``ValueError`` naming both lengths.
+
+circuitsvis's ``TopkTokens`` hard-codes a 0..1 colour scale (negative values come out
+white) and ``TopkSamples`` scales positive and negative values separately with no way
+to override it, so :func:`topk_tokens` and :func:`topk_samples` are built from
+``ColoredTokens`` rows with an explicit symmetric scale instead.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Sequence
+
+from tl_bilinear.viz.html import HTMLDocument, clean_values, escape_token, symmetric_bound
+
+
+def _check_tokens(tokens: Sequence[str], what: str = "tokens") -> list[str]:
+    if isinstance(tokens, str):
+        raise TypeError(f"{what} must be a list of token strings, got one string {tokens[:40]!r}")
+    return [escape_token(t) for t in tokens]
+
+
+def _missing_note(missing: list[int], tokens: Sequence[str]) -> str:
+    shown = ", ".join(f"{i} ({tokens[i]!r})" for i in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return (
+        f'<p class="tlb-missing">{len(missing)} value(s) are NaN or infinite and are shown '
+        f"uncoloured: position {html.escape(shown)}{more}</p>"
+    )
+
+
+def _heading(title: str | None) -> str:
+    return f"<h3>{html.escape(title)}</h3>" if title else ""
+
+
+def colored_tokens(
+    tokens: Sequence[str],
+    values: Any,
+    title: str | None = None,
+    max_abs: float | None = None,
+) -> HTMLDocument:
+    """Tokens of a text coloured by one value each (e.g. one eigenvector's activation).
+
+    Args:
+        tokens: the token strings, e.g. ``model.to_str_tokens(text)``.
+        values: one number per token (list, numpy array or tensor).
+        title: optional heading shown above the tokens.
+        max_abs: half-width of the colour scale (default ``max |values|``); pass the
+            same number to several views to make their colours comparable.
+
+    Returns:
+        The view (``_repr_html_`` for notebooks, ``save(path)`` for files).
+
+    Raises:
+        ValueError: if ``tokens`` and ``values`` have different lengths.
+        TypeError: if a token is not a string or a value is not a number.
+    """
+    escaped = _check_tokens(tokens)
+    cleaned, missing = clean_values(values)
+    if len(escaped) != len(cleaned):
+        raise ValueError(
+            f"got {len(escaped)} tokens but {len(cleaned)} values; pass exactly one value per token"
+        )
+    bound = float(max_abs) if max_abs is not None and max_abs > 0 else symmetric_bound(cleaned)
+    doc = HTMLDocument()
+    if title:
+        doc.add_html(_heading(title))
+    doc.add_component(
+        "ColoredTokens",
+        {"tokens": escaped, "values": cleaned, "minValue": -bound, "maxValue": bound},
+        view="colored_tokens",
+    )
+    if missing:
+        doc.add_html(_missing_note(missing, tokens))
+    return doc
+
+
+def colored_tokens_multi(
+    tokens: Sequence[str],
+    values: Any,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+    shared_scale: bool = False,
+) -> HTMLDocument:
+    """Tokens coloured by one of several value columns (e.g. eigenvectors of a direction).
+
+    Hovering/clicking a label selects the column; hovering a token lists all of its
+    values.
+
+    Args:
+        tokens: the S token strings.
+        values: ``[S, K]`` numbers (nested lists, numpy array or tensor).
+        labels: K column names (default ``"0" .. "K-1"``).
+        title: optional heading.
+        shared_scale: one symmetric scale for all columns (comparable colours) instead
+            of one per column (each column uses its full colour range).
+
+    Returns:
+        The view.
+
+    Raises:
+        ValueError: if the numbers of tokens, rows and labels do not match.
+    """
+    escaped = _check_tokens(tokens)
+    rows = values.tolist() if hasattr(values, "tolist") else [list(r) for r in values]
+    if len(rows) != len(escaped):
+        raise ValueError(f"got {len(escaped)} tokens but {len(rows)} rows of values; pass values of shape [S, K]")
+    width = len(rows[0]) if rows else 0
+    if any(not isinstance(r, (list, tuple)) or len(r) != width for r in rows) or (rows and width == 0):
+        raise ValueError("values must be a non-empty 2-D array [S, K] with the same K in every row")
+    labels = [str(i) for i in range(width)] if labels is None else [str(l) for l in labels]
+    if len(labels) != width:
+        raise ValueError(f"got {len(labels)} labels for {width} value columns")
+    columns = [clean_values([r[j] for r in rows]) for j in range(width)]
+    bounds = [symmetric_bound(col) for col, _ in columns]
+    if shared_scale:
+        bounds = [max(bounds, default=1.0)] * width
+    missing = sorted({i for _, miss in columns for i in miss})
+    # ColoredTokensMulti builds a numeric tensor: missing values are drawn as 0 (white).
+    grid = [[columns[j][0][i] if columns[j][0][i] is not None else 0.0 for j in range(width)]
+            for i in range(len(rows))]
+    doc = HTMLDocument()
+    if title:
+        doc.add_html(_heading(title))
+    doc.add_component(
+        "ColoredTokensMulti",
+        {"tokens": escaped, "values": grid, "labels": labels,  # rendered as React text, not HTML
+         "positiveBounds": bounds, "negativeBounds": [-b for b in bounds]},
+        view="colored_tokens_multi",
+    )
+    if missing:
+        doc.add_html(_missing_note(missing, tokens))
+    return doc
+
+
+def topk_tokens(
+    top_tokens: Sequence[Sequence[str]],
+    top_values: Any,
+    bottom_tokens: Sequence[Sequence[str]] | None = None,
+    bottom_values: Any = None,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> HTMLDocument:
+    """For each feature (eigenvector), its top (and bottom) tokens coloured by value.
+
+    Typical use: the vocabulary tokens that excite each eigenvector most and least
+    through the direct path (:func:`tl_bilinear.analysis.direct_path_tokens`).
+
+    Args:
+        top_tokens: ``[F][n]`` token strings, strongest first.
+        top_values: ``[F][n]`` their values.
+        bottom_tokens: optional ``[F][m]`` token strings for the other end.
+        bottom_values: ``[F][m]`` their values.
+        labels: F feature names (default ``"0" .. "F-1"``).
+        title: optional heading.
+
+    Returns:
+        The view: per feature a "top" row and a "bottom" row, one symmetric colour
+        scale per feature.
+
+    Raises:
+        ValueError: if the nested lengths do not match.
+    """
+    top_values = top_values.tolist() if hasattr(top_values, "tolist") else top_values
+    if (bottom_tokens is None) != (bottom_values is None):
+        raise ValueError("pass both bottom_tokens and bottom_values, or neither")
+    if bottom_values is not None and hasattr(bottom_values, "tolist"):
+        bottom_values = bottom_values.tolist()
+    n_features = len(top_tokens)
+    labels = [str(i) for i in range(n_features)] if labels is None else [str(l) for l in labels]
+    if len(top_values) != n_features or len(labels) != n_features or (
+        bottom_tokens is not None and (len(bottom_tokens) != n_features or len(bottom_values) != n_features)
+    ):
+        raise ValueError(
+            f"top_tokens has {n_features} features but top_values/labels/bottom lists have "
+            f"{len(top_values)}/{len(labels)}/{None if bottom_tokens is None else len(bottom_tokens)}"
+        )
+    doc = HTMLDocument()
+    if title:
+        doc.add_html(_heading(title))
+    for f in range(n_features):
+        rows = [("top", top_tokens[f], top_values[f])]
+        if bottom_tokens is not None:
+            rows.append(("bottom", bottom_tokens[f], bottom_values[f]))
+        bound = max(symmetric_bound(clean_values(v)[0]) for _, _, v in rows)
+        doc.add_html(f'<div class="tlb-topk-tokens"><b>{html.escape(labels[f])}</b>')
+        for name, tokens, values in rows:
+            doc.add_html(f'<div class="tlb-note">{name}</div>')
+            doc.extend(colored_tokens(tokens, values, max_abs=bound))
+        doc.add_html("</div>")
+    _retag(doc, "topk_tokens")
+    return doc
+
+
+def topk_samples(
+    tokens: Sequence[Sequence[Sequence[str]]],
+    values: Sequence[Sequence[Any]],
+    labels: Sequence[str] | None = None,
+    sample_labels: Sequence[Sequence[str]] | None = None,
+    title: str | None = None,
+) -> HTMLDocument:
+    """Top-activating contexts: for each feature, its samples as coloured token rows.
+
+    Args:
+        tokens: ``[F][n][len]`` token strings of each context (lengths may differ).
+        values: ``[F][n][len]`` values per token.
+        labels: F feature names (default ``"0" .. "F-1"``).
+        sample_labels: optional ``[F][n]`` captions per context (e.g. its max value).
+        title: optional heading.
+
+    Returns:
+        The view; all contexts of a feature share one symmetric colour scale.
+
+    Raises:
+        ValueError: if the nested lengths do not match.
+    """
+    n_features = len(tokens)
+    labels = [str(i) for i in range(n_features)] if labels is None else [str(l) for l in labels]
+    if len(values) != n_features or len(labels) != n_features:
+        raise ValueError(f"tokens has {n_features} features but values/labels have {len(values)}/{len(labels)}")
+    doc = HTMLDocument()
+    if title:
+        doc.add_html(_heading(title))
+    for f in range(n_features):
+        if len(values[f]) != len(tokens[f]):
+            raise ValueError(f"feature {f}: {len(tokens[f])} token lists but {len(values[f])} value lists")
+        cleaned = [clean_values(v)[0] for v in values[f]]
+        bound = max((symmetric_bound(c) for c in cleaned), default=1.0)
+        doc.add_html(f'<div class="tlb-topk-samples"><b>{html.escape(labels[f])}</b>')
+        for s, (toks, vals) in enumerate(zip(tokens[f], values[f])):
+            if sample_labels is not None:
+                doc.add_html(f'<div class="tlb-note">{html.escape(str(sample_labels[f][s]))}</div>')
+            doc.extend(colored_tokens(toks, vals, max_abs=bound))
+        doc.add_html("</div>")
+    _retag(doc, "topk_samples")
+    return doc
+
+
+def _retag(doc: HTMLDocument, view: str) -> None:
+    for component in doc.components:
+        component.view = view
