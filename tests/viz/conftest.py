@@ -8,7 +8,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 import tl_bilinear
 
 #: Strings that must show literally in every view (they are also whole tokens).
-NASTY = ["<script>alert(1)</script>", "</script>", "<s>", "<b>", "&amp;", "\u2028"]
+NASTY = ["<script>alert(1)</script>", "</script>", "<s>", "<b>", "&amp;", "\u2028",
+         "<img src=x onerror=window.__pwned=1>"]
 
 CORPUS = [
     "Once upon a time there was a happy dog. The dog was sad when it rained.",

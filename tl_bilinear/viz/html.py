@@ -41,6 +41,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;max-
 .tlb-doc .tlb-note{color:#666;font-size:90%}
 .tlb-doc .tlb-missing{color:#a40;font-size:90%}
 .tlb-doc .tlb-view{margin:4px 0}
+.tlb-doc .tlb-label{font-weight:bold;display:block;margin-top:.6em}
 """
 
 

@@ -194,7 +194,7 @@ def topk_tokens(
         if bottom_tokens is not None:
             rows.append(("bottom", bottom_tokens[f], bottom_values[f]))
         bound = max(symmetric_bound(clean_values(v)[0]) for _, _, v in rows)
-        doc.add_html(f'<div class="tlb-topk-tokens"><b>{html.escape(labels[f])}</b>')
+        doc.add_html(f'<div class="tlb-topk-tokens"><span class="tlb-label">{html.escape(labels[f])}</span>')
         for name, tokens, values in rows:
             doc.add_html(f'<div class="tlb-note">{name}</div>')
             doc.extend(colored_tokens(tokens, values, max_abs=bound))
@@ -237,7 +237,7 @@ def topk_samples(
             raise ValueError(f"feature {f}: {len(tokens[f])} token lists but {len(values[f])} value lists")
         cleaned = [clean_values(v)[0] for v in values[f]]
         bound = max((symmetric_bound(c) for c in cleaned), default=1.0)
-        doc.add_html(f'<div class="tlb-topk-samples"><b>{html.escape(labels[f])}</b>')
+        doc.add_html(f'<div class="tlb-topk-samples"><span class="tlb-label">{html.escape(labels[f])}</span>')
         for s, (toks, vals) in enumerate(zip(tokens[f], values[f])):
             if sample_labels is not None:
                 doc.add_html(f'<div class="tlb-note">{html.escape(str(sample_labels[f][s]))}</div>')
