@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_bilinear.analysis.topk import token_batches
+from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.viz import analysis_report, colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
 
 from tests.viz.conftest import CORPUS, NASTY
@@ -140,7 +140,7 @@ def test_views_with_hostile_tokens_and_edge_values(browser, tmp_path, artifacts)
 def test_saved_report_renders_offline(browser, text_model, tmp_path, artifacts):
     text = "The dog was sad. " + " ".join(NASTY) + " Then the cat was happy 😀."
     corpus = [c + " " + NASTY[i % len(NASTY)] for i, c in enumerate(CORPUS[:16])]
-    dataset = token_batches(text_model, corpus, batch_size=4, seq_len=16)
+    dataset = TokenBlockStream(corpus, text_model.tokenizer, 16).batches(4, drop_last=False)
     doc = analysis_report(text_model, 1, " sad", versus=" happy", text=text, dataset=dataset, k=3,
                           n_contexts=3, rank_sample=32)
     path = doc.save(tmp_path / "report.html")

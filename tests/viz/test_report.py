@@ -5,7 +5,7 @@ import torch
 
 import tl_bilinear
 from tl_bilinear.analysis import effective_rank, spectrum
-from tl_bilinear.analysis.topk import token_batches
+from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.viz import analysis_report, effective_rank_figure, save_figure, spectrum_figure
 from tl_bilinear.viz.cli import main as analyze_main
 
@@ -27,7 +27,7 @@ def test_plots_write_pngs(tmp_path, text_model):
 
 
 def test_report_has_every_section(text_model, tmp_path):
-    dataset = token_batches(text_model, CORPUS[:12], batch_size=4, seq_len=16)
+    dataset = TokenBlockStream(CORPUS[:12], text_model.tokenizer, 16).batches(4, drop_last=False)
     doc = analysis_report(text_model, 1, " sad", versus=" happy", text=TEXT, dataset=dataset, k=3,
                           n_contexts=3, rank_sample=32)
     page = doc.save(tmp_path / "report.html").read_text(encoding="utf-8")
@@ -59,7 +59,7 @@ def test_analyze_command_writes_the_report(checkpoint, tmp_path):
     text = tmp_path / "story.txt"
     text.write_text(TEXT, encoding="utf-8")
     docs = tmp_path / "docs.txt"
-    docs.write_text("\n\n".join(CORPUS[:6]), encoding="utf-8")
+    docs.write_text("<|endoftext|>".join(CORPUS[:6]), encoding="utf-8")
     out = tmp_path / "report.html"
     assert analyze_main([str(checkpoint), "--layer", "0", "--token", " sad", "--vs", " happy", "--text", str(text),
                          "--out", str(out), "--dataset", str(docs), "--max-batches", "2", "--k", "2"]) == 0

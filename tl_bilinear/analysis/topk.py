@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import torch
 from jaxtyping import Float, Int
@@ -66,47 +66,6 @@ class TopContexts:
             ids = self.tokens[feature, s][keep].tolist()
             out.append(([vocab[i] for i in ids] if vocab is not None else ids, self.values[feature, s][keep].tolist()))
         return out
-
-
-def token_batches(
-    model: HookedTransformer, texts: Iterable[str], batch_size: int = 8, seq_len: int | None = None
-) -> Iterator[Int[Tensor, "batch seq_len"]]:
-    """Tokenize documents and pack them into [batch_size, seq_len] batches, streaming.
-
-    Documents are tokenized one at a time with the model's tokenizer (BOS prepended if
-    the tokenizer does), concatenated into one stream and cut into rows of ``seq_len``
-    tokens (default ``n_ctx``); a final partial batch is yielded, a final partial row
-    is dropped.
-
-    Args:
-        model: a HookedTransformer with a tokenizer.
-        texts: an iterable of documents.
-        batch_size: rows per batch.
-        seq_len: tokens per row (default ``model.cfg.n_ctx``).
-
-    Yields:
-        [rows, seq_len] token-id tensors, rows <= batch_size.
-
-    Raises:
-        ValueError: if the model has no tokenizer or a size is not positive.
-    """
-    if model.tokenizer is None:
-        raise ValueError("token_batches needs a model with a tokenizer")
-    seq_len = seq_len or model.cfg.n_ctx
-    if batch_size < 1 or seq_len < 1:
-        raise ValueError(f"batch_size={batch_size} and seq_len={seq_len} must be positive")
-    buffer: list[int] = []
-    rows: list[list[int]] = []
-    for text in texts:
-        buffer.extend(model.to_tokens(text, truncate=False)[0].tolist())
-        while len(buffer) >= seq_len:
-            rows.append(buffer[:seq_len])
-            buffer = buffer[seq_len:]
-            if len(rows) == batch_size:
-                yield torch.tensor(rows, device=model.cfg.device)
-                rows = []
-    if rows:
-        yield torch.tensor(rows, device=model.cfg.device)
 
 
 class TopNMerger:

@@ -15,7 +15,6 @@ import argparse
 import difflib
 import logging
 import sys
-from itertools import islice
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -46,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", type=Path, default=Path("report.html"), help="output HTML file (default report.html)")
     p.add_argument("--k", type=int, default=4, help="eigenvectors shown (default 4)")
     p.add_argument("--dataset", default="builtin",
-                   help="contexts from: 'builtin' (story generator), 'none', or a UTF-8 text file (blank-line separated documents)")
+                   help="contexts from: 'builtin' (story generator), a local corpus path (.txt/.jsonl/.parquet "
+                   "file or folder), a hub dataset name, or 'none'")
     p.add_argument("--max-batches", type=int, default=8, help="dataset batches scanned (default 8)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per batch (default 8)")
     p.add_argument("--contexts", type=int, default=5, help="contexts shown per eigenvector (default 5)")
@@ -54,21 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _documents(name: str) -> Iterable[str] | None:
+def _dataset(model, name: str, batch_size: int) -> Iterable | None:
     if name == "none":
         return None
-    path = Path(name)
-    if path.is_file():
-        return [d.strip() for d in path.read_text(encoding="utf-8").split("\n\n") if d.strip()]
-    if name == "builtin":
-        from tl_bilinear import data
+    from tl_bilinear.data import TokenBlockStream
 
-        if hasattr(data, "iter_documents"):
-            return data.iter_documents("builtin")
-        from tl_bilinear.data.stories import iter_stories
-
-        return iter_stories(seed=1)
-    raise ValueError(f"--dataset {name!r} is not 'builtin', 'none' or an existing text file")
+    return TokenBlockStream(name, model.tokenizer, model.cfg.n_ctx).batches(batch_size, drop_last=False)
 
 
 def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
@@ -89,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     """
     import tl_bilinear
     from tl_bilinear.analysis.directions import vocab_strings
-    from tl_bilinear.analysis.topk import token_batches
     from tl_bilinear.viz.report import analysis_report
 
     model = tl_bilinear.load(args.checkpoint)
@@ -107,10 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.text.is_file():
             raise FileNotFoundError(f"--text {args.text} does not exist")
         text = args.text.read_text(encoding="utf-8")
-    documents = _documents(args.dataset)
-    dataset = None
-    if documents is not None:
-        dataset = islice(token_batches(model, documents, batch_size=args.batch_size), args.max_batches)
+    dataset = _dataset(model, args.dataset, args.batch_size)
     report = analysis_report(model, args.layer, args.token, args.vs, text=text, dataset=dataset,
                              k=args.k, n_contexts=args.contexts, max_batches=args.max_batches)
     path = report.save(args.out)
