@@ -1,0 +1,458 @@
+"""The training loop: AdamW, warm-up + decay, accumulation, bf16 autocast, DDP, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from safetensors.torch import load_file
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from tl_bilinear.model import (
+    RUN_CHECKPOINT,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+    atomic_directory,
+    make_model,
+    read_checkpoint_config,
+    resolve_checkpoint,
+    write_model_files,
+)
+from tl_bilinear.train import distributed
+from tl_bilinear.train.config import TrainConfig
+from tl_bilinear.train.optim import lr_at, make_optimizer
+from tl_bilinear.train.state import optimizer_from_files, read_state, rng_from_files, write_state
+
+logger = logging.getLogger(__name__)
+METRICS_FILE = "metrics.jsonl"
+#: Fraction of documents held out for validation (the tokenizer never sees them).
+VAL_FRACTION = 0.01
+#: ``stream_factory(split, rank, world_size)`` -> a token-block stream (see ``Trainer``).
+StreamFactory = Callable[[str, int, int], Any]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ResumeMismatch(ValueError):
+    """``resume`` was asked for a run directory written with a different config."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run reports."""
+
+    out_dir: str
+    step: int
+    max_steps: int
+    tokens: int
+    train_loss: float
+    val_loss: float | None
+    interrupted: bool
+    elapsed_s: float
+
+
+def lm_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
+    """Mean next-token cross-entropy in nats (computed in float32).
+
+    Args:
+        logits: the model's logits.
+        tokens: the input tokens.
+
+    Returns:
+        The scalar loss.
+    """
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
+
+
+def _default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
+    from tl_bilinear.data import TokenBlockStream
+
+    n_ctx = cfg.model_config().n_ctx
+
+    def factory(split: str, rank: int, world_size: int) -> Any:
+        return TokenBlockStream(
+            cfg.data, tokenizer, n_ctx, split=split, rank=rank, world_size=world_size, seed=cfg.seed,
+            val_fraction=VAL_FRACTION, repeat=split == "train",
+        )
+
+    return factory
+
+
+class Trainer:
+    """One training run of a HookedTransformer (bilinear or a baseline).
+
+    Args:
+        cfg: the run's settings.
+        resume: continue the run in ``cfg.out_dir`` exactly where its last checkpoint
+            stopped (optimizer, schedule, RNG and data position restored).
+        stream_factory: ``(split, rank, world_size) -> stream`` with ``.batches(n)``,
+            ``.state_dict()`` and ``.load_state_dict()``; default: ``tl_bilinear.data.TokenBlockStream``
+            on ``cfg.data``.
+        tokenizer: a Hugging Face tokenizer to use instead of ``cfg.tokenizer``. With a
+            ``stream_factory`` and no tokenizer anywhere, the data is taken as
+            pre-tokenized and the checkpoint has no tokenizer.
+
+    Raises:
+        FileExistsError: if ``cfg.out_dir`` already holds a checkpoint and ``resume`` is false.
+        ResumeMismatch: if ``resume`` and the saved run used a different config.
+        ValueError: if the tokenizer's vocabulary size is not the model's ``d_vocab``.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        resume: bool = False,
+        stream_factory: StreamFactory | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        self.cfg = cfg
+        self.info = distributed.setup(cfg.device)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.out_dir = Path(cfg.out_dir)
+        self.ckpt_dir = self.out_dir / RUN_CHECKPOINT
+        saved = self._check_resume(resume)
+        pretokenized = stream_factory is not None and tokenizer is None and cfg.tokenizer is None
+        self.tokenizer = tokenizer if tokenizer is not None or pretokenized else self._tokenizer(saved)
+        model_cfg = cfg.model_config()
+        if self.tokenizer is not None:
+            _check_vocab(self.tokenizer, model_cfg)
+        self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        self.model.tokenizer = self.tokenizer
+        if cfg.fast_attention:
+            from tl_bilinear.train.fast import use_fast_attention
+
+            use_fast_attention(self.model)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.max_steps = cfg.max_steps
+        self.step, self.tokens, self.val_loss, self.elapsed = 0, 0, None, 0.0
+        if self.info.world_size * cfg.grad_accum > cfg.batch_size or cfg.batch_size % (
+            self.info.world_size * cfg.grad_accum
+        ):
+            raise ValueError(
+                f"batch_size={cfg.batch_size} must be a multiple of world_size*grad_accum="
+                f"{self.info.world_size * cfg.grad_accum}"
+            )
+        self.micro_batch = cfg.batch_size // (self.info.world_size * cfg.grad_accum)
+        factory = stream_factory or _default_streams(cfg, self.tokenizer)
+        self.train_stream = factory("train", self.info.rank, self.info.world_size)
+        self._val_factory = lambda: factory("validation", self.info.rank, self.info.world_size)
+        self._val_blocks: list[Tensor] | None = None
+        if saved is not None:
+            self._restore(*saved)
+        self._forward = self.model
+        if self.info.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.info.device.index] if self.info.device.type == "cuda" else None
+            self._forward = DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self._forward = torch.compile(self._forward)
+        self._stop_signal: int | None = None
+
+    # ---------------------------------------------------------------- set-up helpers
+    def _check_resume(self, resume: bool) -> tuple[dict, dict] | None:
+        try:
+            directory = resolve_checkpoint(self.out_dir)
+        except FileNotFoundError:
+            directory = None
+        if directory is None:
+            if resume:
+                raise FileNotFoundError(
+                    f"resume: {str(self.out_dir)!r} holds no checkpoint to resume; drop --resume to start a new run"
+                )
+            return None
+        if not resume:
+            raise FileExistsError(
+                f"{str(self.out_dir)!r} already holds a checkpoint; pass --resume (resume=True) to continue "
+                "it, or choose another output directory"
+            )
+        meta = read_checkpoint_config(directory)
+        saved_cfg = TrainConfig.from_json({**meta["train_config"], "out_dir": self.cfg.out_dir})
+        diff = saved_cfg.differences(self.cfg)
+        if diff:
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
+            raise ResumeMismatch(
+                f"cannot resume {str(self.out_dir)!r}: it was trained with a different config ({listed}). "
+                "Resume with the saved settings, or start a new run in another directory."
+            )
+        tensors, state = read_state(directory)
+        if state["world_size"] != self.info.world_size:
+            raise ResumeMismatch(
+                f"cannot resume {str(self.out_dir)!r} exactly: it ran on {state['world_size']} process(es), "
+                f"this run has {self.info.world_size}; use the same number of processes"
+            )
+        return tensors, state
+
+    def _tokenizer(self, saved: tuple[dict, dict] | None) -> Any:
+        from tl_bilinear.data import load_tokenizer, train_tokenizer
+
+        if saved is not None:
+            return load_tokenizer(resolve_checkpoint(self.out_dir) / TOKENIZER_DIR)
+        if self.cfg.tokenizer is not None:
+            return load_tokenizer(self.cfg.tokenizer)
+        tok_dir = self.out_dir / TOKENIZER_DIR
+        if self.info.is_main:
+            from tl_bilinear.data import is_validation, iter_documents
+
+            docs = iter_documents(self.cfg.data, seed=self.cfg.seed)
+            train_docs = (doc for i, doc in enumerate(docs) if not is_validation(i, VAL_FRACTION))
+            vocab = self.cfg.model_config().d_vocab
+            logger.info("training a %d-token BPE tokenizer on %s", vocab, self.cfg.data)
+            train_tokenizer(
+                train_docs, vocab_size=vocab, out_dir=tok_dir, max_documents=self.cfg.tokenizer_docs,
+                show_progress=self.cfg.progress,
+            )
+        distributed.barrier(self.info)
+        return load_tokenizer(tok_dir)
+
+    def _restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
+        directory = resolve_checkpoint(self.out_dir)
+        weights = load_file(str(directory / WEIGHTS_FILE), device=str(self.info.device))
+        self.model.load_state_dict(weights, strict=False)
+        optimizer_from_files(self.optimizer, tensors, state["optimizer"])
+        rng_from_files(tensors, state["rng"])
+        self.step, self.tokens = state["step"], state["tokens"]
+        self.val_loss, self.elapsed = state.get("val_loss"), state.get("elapsed_s", 0.0)
+        self.train_stream.load_state_dict(state["data_states"][self.info.rank])
+        if self.info.is_main:  # drop metrics logged after the checkpoint: they will be redone
+            path = self.out_dir / METRICS_FILE
+            if path.exists():
+                lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+                kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.step]
+                path.write_text("".join(ln + "\n" for ln in kept))
+        logger.info("resumed %s at step %d", self.out_dir, self.step)
+
+    # ---------------------------------------------------------------- the loop
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        precision = self.cfg.precision
+        if precision == "auto":
+            cuda_bf16 = self.info.device.type == "cuda" and torch.cuda.is_bf16_supported()
+            precision = "bf16" if cuda_bf16 else "fp32"
+        return torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def _batches(self) -> Iterator[Tensor]:
+        while True:
+            produced = False
+            for block in self.train_stream.batches(self.micro_batch):
+                produced = True
+                yield block
+            if not produced:
+                raise ValueError(f"the training data {self.cfg.data!r} yields no {self.micro_batch}-block batches")
+
+    def validation_loss(self) -> float:
+        """The mean loss on the fixed validation blocks (averaged over ranks).
+
+        Raises:
+            ValueError: if the validation split yields no blocks.
+        """
+        if self._val_blocks is None:
+            batches = self._val_factory().batches(self.micro_batch)
+            self._val_blocks = list(itertools.islice(batches, self.cfg.eval_batches))
+            if not self._val_blocks:
+                raise ValueError(f"the validation split of {self.cfg.data!r} yields no blocks")
+        was_training = self.model.training
+        self.model.eval()
+        total = torch.zeros((), device=self.info.device)
+        with torch.no_grad(), self._autocast():
+            for block in self._val_blocks:
+                block = block.to(self.info.device)
+                total += lm_loss(self.model(block, return_type="logits"), block)
+        self.model.train(was_training)
+        return float(distributed.mean_across(total / len(self._val_blocks), self.info).item())
+
+    def train_step(self, batches: Iterator[Tensor]) -> dict[str, float]:
+        """One optimizer step over ``grad_accum`` micro-batches.
+
+        Returns:
+            ``{"loss", "lr", "grad_norm"}`` of the step.
+
+        Raises:
+            TrainingDiverged: if the loss is not finite (nothing is updated then).
+        """
+        lr = lr_at(self.step, self.cfg, self.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.info.device)
+        for micro in range(self.cfg.grad_accum):
+            block = next(batches).to(self.info.device, non_blocking=True)
+            last = micro == self.cfg.grad_accum - 1
+            sync = contextlib.nullcontext() if last or not self.info.distributed else self._ddp().no_sync()
+            with sync:
+                with self._autocast():
+                    loss = lm_loss(self._forward(block, return_type="logits"), block)
+                (loss / self.cfg.grad_accum).backward()
+            loss_sum += loss.detach()
+        loss_value = float(distributed.mean_across(loss_sum / self.cfg.grad_accum, self.info).item())
+        if not math.isfinite(loss_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(
+                f"the loss became {loss_value} at step {self.step + 1}; training stopped before updating "
+                f"the weights. The last good checkpoint ({self._last_saved_desc()}) is kept in "
+                f"{str(self.ckpt_dir)!r}; resume it with a lower learning rate (now {self.cfg.lr}) or "
+                "more warm-up."
+            )
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += self.cfg.tokens_per_step
+        return {"loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+
+    def _ddp(self) -> Any:
+        module = self._forward
+        return getattr(module, "_orig_mod", module)
+
+    def _last_saved_desc(self) -> str:
+        try:
+            step = read_checkpoint_config(self.ckpt_dir).get("step")
+            return f"step {step}"
+        except (FileNotFoundError, ValueError):
+            return "none written yet"
+
+    def save_checkpoint(self, train_loss: float | None = None) -> None:
+        """Write the model, tokenizer and training state to ``out_dir/checkpoint`` atomically."""
+        data_states = distributed.gather_json(self.train_stream.state_dict(), self.info)
+        if self.info.is_main:
+            with atomic_directory(self.ckpt_dir) as tmp:
+                extra = {"train_config": self.cfg.to_json(), "step": self.step, "tokens": self.tokens}
+                write_model_files(tmp, self.model, tokenizer=self.tokenizer, preset=self.cfg.preset, extra=extra)
+                meta = {
+                    "step": self.step,
+                    "tokens": self.tokens,
+                    "max_steps": self.max_steps,
+                    "world_size": self.info.world_size,
+                    "data_states": data_states,
+                    "train_loss": train_loss,
+                    "val_loss": self.val_loss,
+                    "elapsed_s": self.elapsed,
+                }
+                write_state(tmp, self.optimizer, meta)
+        distributed.barrier(self.info)
+
+    def _signal_handler(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+        signal.signal(signum, self._old_handlers.get(signum, signal.SIG_DFL))  # a second one kills
+
+    def run(self) -> TrainResult:
+        """Train until ``max_steps`` (or a Ctrl-C/SIGTERM, which saves and returns).
+
+        Returns:
+            The run's ``TrainResult``.
+
+        Raises:
+            TrainingDiverged: on a non-finite loss (the last good checkpoint is kept).
+        """
+        cfg, main = self.cfg, self.info.is_main
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._old_handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old_handlers[sig] = signal.signal(sig, self._signal_handler)
+        metrics = open(self.out_dir / METRICS_FILE, "a") if main else None
+        wandb_run = _wandb_init(cfg) if main and cfg.wandb_project else None
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+        batches, loss, interrupted = self._batches(), float("nan"), False
+        window_tokens, window_time = 0, 0.0
+        try:
+            while self.step < self.max_steps:
+                start = time.perf_counter()
+                out = self.train_step(batches)
+                dt = time.perf_counter() - start
+                self.elapsed += dt
+                window_tokens, window_time, loss = window_tokens + cfg.tokens_per_step, window_time + dt, out["loss"]
+                record = {"step": self.step, "tokens": self.tokens, **out}
+                if cfg.eval_every and self.step % cfg.eval_every == 0 or self.step == self.max_steps:
+                    self.val_loss = record["val_loss"] = self.validation_loss()
+                if main:
+                    tok_s = window_tokens / max(window_time, 1e-9)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{out['lr']:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
+                    if self.step % max(cfg.log_every, 1) == 0 or "val_loss" in record or self.step == self.max_steps:
+                        record.update(tokens_per_s=tok_s, elapsed_s=self.elapsed)
+                        metrics.write(json.dumps(record) + "\n")
+                        metrics.flush()
+                        if wandb_run is not None:
+                            wandb_run.log(record, step=self.step)
+                        window_tokens, window_time = 0, 0.0
+                stop = distributed.any_across(self._stop_signal is not None, self.info)
+                if stop or self.step == self.max_steps or (cfg.save_every and self.step % cfg.save_every == 0):
+                    self.save_checkpoint(train_loss=loss)
+                if stop:
+                    interrupted = True
+                    logger.warning("interrupted at step %d; checkpoint saved in %s", self.step, self.ckpt_dir)
+                    break
+        finally:
+            bar.close()
+            if metrics is not None:
+                metrics.close()
+            if wandb_run is not None:
+                wandb_run.finish()
+            for sig, handler in self._old_handlers.items():
+                signal.signal(sig, handler)
+        return TrainResult(
+            out_dir=str(self.out_dir), step=self.step, max_steps=self.max_steps, tokens=self.tokens,
+            train_loss=loss, val_loss=self.val_loss, interrupted=interrupted, elapsed_s=self.elapsed,
+        )  # fmt: skip
+
+
+def _check_vocab(tokenizer: Any, model_cfg: Any) -> None:
+    try:
+        from tl_bilinear.data import check_vocab
+    except ImportError:  # the data layer is optional for custom stream factories
+        check_vocab = None
+    if check_vocab is not None:
+        check_vocab(tokenizer, model_cfg)
+        return
+    if len(tokenizer) != model_cfg.d_vocab:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's d_vocab is {model_cfg.d_vocab}; "
+            f"train a tokenizer with vocab_size={model_cfg.d_vocab} or set d_vocab={len(tokenizer)}"
+        )
+
+
+def _wandb_init(cfg: TrainConfig) -> Any:
+    try:
+        import wandb
+    except ImportError as err:
+        raise ImportError("wandb_project is set but wandb is not installed: pip install wandb") from err
+    return wandb.init(project=cfg.wandb_project, config=cfg.to_json(), dir=str(cfg.out_dir))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResult:
+    """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
+
+    Args:
+        cfg: the run's settings.
+        resume: continue the run in ``cfg.out_dir`` exactly.
+        **kwargs: passed to ``Trainer`` (``stream_factory``, ``tokenizer``).
+
+    Returns:
+        The ``TrainResult``; ``tl_bilinear.load(cfg.out_dir)`` gives the model.
+
+    Raises:
+        TrainingDiverged: on a non-finite loss.
+        ResumeMismatch: if resuming a run with a different config.
+    """
+    return Trainer(cfg, resume=resume, **kwargs).run()

@@ -1,0 +1,122 @@
+"""Training state on disk: optimizer tensors in safetensors, everything else in JSON.
+
+A checkpoint directory written by the trainer holds the model files of
+``tl_bilinear.model.write_model_files`` plus
+
+- ``trainer_state.safetensors``: AdamW's per-parameter tensors (``exp_avg``,
+  ``exp_avg_sq``, ``step``) and the torch RNG states;
+- ``trainer_state.json``: step, tokens seen, the optimizer's hyper-parameters, the
+  data-stream positions of every rank, the Python RNG state and the last losses.
+
+No pickle anywhere: resuming is exact and safe to do from untrusted directories.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STATE_TENSORS = "trainer_state.safetensors"
+STATE_JSON = "trainer_state.json"
+
+
+def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into tensors and JSON.
+
+    Args:
+        optimizer: any torch optimizer whose per-parameter state holds tensors and
+            JSON scalars.
+
+    Returns:
+        ``(tensors, meta)``: tensors keyed ``"optimizer.<param index>.<name>"``; meta with
+        the param groups and any non-tensor per-parameter values.
+    """
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def optimizer_from_files(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    """Restore what ``optimizer_to_files`` wrote into ``optimizer``.
+
+    Raises:
+        ValueError: if the saved parameter groups do not match the optimizer's.
+    """
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    current = optimizer.state_dict()["param_groups"]
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in current]:
+        raise ValueError("the saved optimizer state has different parameter groups than this model")
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def rng_to_files() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The torch (CPU and CUDA) and Python RNG states as tensors and JSON."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    version, internal, gauss = random.getstate()
+    return tensors, {"python": [version, list(internal), gauss]}
+
+
+def rng_from_files(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Restore the RNG states written by ``rng_to_files``."""
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def write_state(directory: str | Path, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    """Write ``trainer_state.safetensors`` and ``trainer_state.json`` into ``directory``.
+
+    Args:
+        directory: the (temporary) checkpoint directory.
+        optimizer: the optimizer.
+        meta: JSON fields (step, tokens, data positions, ...).
+    """
+    directory = Path(directory)
+    opt_tensors, opt_meta = optimizer_to_files(optimizer)
+    rng_tensors, rng_meta = rng_to_files()
+    save_file({**opt_tensors, **rng_tensors}, str(directory / STATE_TENSORS))
+    doc = {**meta, "optimizer": opt_meta, "rng": rng_meta}
+    (directory / STATE_JSON).write_text(json.dumps(doc, indent=1))
+
+
+def read_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read the training state of a checkpoint directory.
+
+    Raises:
+        FileNotFoundError: if the directory has no training state (e.g. a model saved
+            with ``tl_bilinear.save``).
+    """
+    directory = Path(directory)
+    if not (directory / STATE_JSON).is_file() or not (directory / STATE_TENSORS).is_file():
+        raise FileNotFoundError(
+            f"{directory} has no training state ({STATE_JSON}, {STATE_TENSORS}); it cannot be resumed"
+        )
+    return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
