@@ -178,9 +178,13 @@ def _story(rng: random.Random) -> str:
         food.append(fmt(c(T.LIKE_REACT if liked else T.DISLIKE_REACT), ctx))
         paragraphs.append(food)
 
-    ending = [fmt(c(T.ENDINGS), ctx)]
-    if r() < 0.5:
-        ending.append(fmt(c(T.ENDINGS), ctx))
+    first = c(T.ENDINGS)
+    ending = [fmt(first, ctx)]
+    second = c(T.ENDINGS)
+    if r() < 0.5 and second is not first:
+        ending.append(fmt(second, ctx))
+    if r() < 0.25:
+        ending.append("the end.")
     paragraphs.append(ending)
     return "\n".join(" ".join(p) for p in paragraphs)
 

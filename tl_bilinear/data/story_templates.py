@@ -184,7 +184,6 @@ ENDINGS = (
     "it was not a bad day after all.",
     "{name} and {name2} played together until the sun went down.",
     "and they all lived happily ever after.",
-    "the end.",
 )
 
 # A problem: set-up, what goes wrong, what someone says, how it gets fixed, and what
