@@ -1,0 +1,341 @@
+"""Top-k eigenpairs of many symmetric matrices at once, by batched Lanczos.
+
+One Lanczos run per matrix, all in lockstep: every step is one batched matvec (for a
+bilinear layer two GEMMs through ``W_gate``, ``diag(c)`` and ``W_in``; Q is never
+formed), a three-term update and one full reorthogonalisation pass against the stored
+basis (batched vector-matrix products, the layout that streams the basis once).
+
+Every ``check_every`` steps the tridiagonal matrices T get their extreme Ritz values
+by batched Sturm bisection and their Ritz vectors by inverse iteration (all in torch,
+float64, vectorised over matrices: a dense ``eigh`` of a thousand 96 x 96 matrices
+costs longer than the Lanczos steps themselves). A direction has converged when each
+of its top-k Ritz pairs (by |θ|) has residual
+
+    ||Q x - θ x||² = ||T y - θ y||² + (β_s y_s)²  <=  (tol · max|θ|)²
+
+(x = V y; the first term is zero for an exact eigenvector of T, the second is the
+classical Lanczos estimate). Converged directions leave the batch; the rest continue
+their own Krylov bases (``matvec`` gets the index of the directions still running),
+up to ``max_steps``. A Krylov space that becomes invariant (β ≈ 0, e.g. a
+rank-deficient Q) restarts from a random vector orthogonal to the basis.
+
+Limitation: one start vector sees one vector of each eigenspace, so an eigenvalue of
+exact multiplicity > 1 inside the top k is found once until a restart (after the
+Krylov space is exhausted) finds the rest. Exact multiplicities do not occur for Q of
+real or random weights, except the zero eigenvalue of a rank-deficient Q, which the
+restarts handle.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+#: A batched matvec: ``matvec(V, index)[j] = Q[index[j]] @ V[j]``.
+MatVec = Callable[[Float[Tensor, "n_sub d"], Int[Tensor, "n_sub"]], Float[Tensor, "n_sub d"]]
+
+#: Default relative residual tolerance, per dtype.
+DEFAULT_TOL = {torch.float32: 1e-5, torch.float64: 1e-9}
+
+
+def bilinear_matvec(
+    W_gate: Float[Tensor, "d m"], W_in: Float[Tensor, "d m"], C: Float[Tensor, "n m"]
+) -> MatVec:
+    """The matrix-free matvec of ``Q_n = sym(W_gate diag(C[n]) W_inᵀ)``.
+
+    ``Q_n v = ½ (W_gate (C[n] ⊙ (W_inᵀ v)) + W_in (C[n] ⊙ (W_gateᵀ v)))``, computed for
+    a batch of vectors as two GEMMs: ``V @ [W_in | W_gate]`` -> [n_sub, 2m], scaled by
+    the coefficients, then ``@ ½[W_gate | W_in]ᵀ`` -> [n_sub, d].
+
+    Args:
+        W_gate: [d, m] gate weights (TransformerLens ``blocks[L].mlp.W_gate``).
+        W_in: [d, m] linear-branch weights (``blocks[L].mlp.W_in``).
+        C: [n, m] hidden coefficients, one row ``W_out u`` per direction u.
+
+    Returns:
+        ``matvec(V [n_sub, d], index [n_sub]) -> [n_sub, d]`` with row j = ``Q_{index[j]} V[j]``.
+
+    Raises:
+        ValueError: if the shapes do not match.
+    """
+    if W_gate.ndim != 2 or W_gate.shape != W_in.shape or C.ndim != 2 or C.shape[1] != W_gate.shape[1]:
+        raise ValueError(
+            f"need W_gate, W_in [d, m] and C [n, m]; got W_gate {tuple(W_gate.shape)}, "
+            f"W_in {tuple(W_in.shape)}, C {tuple(C.shape)}"
+        )
+    dtype = torch.promote_types(torch.promote_types(W_gate.dtype, W_in.dtype), C.dtype)
+    m = W_gate.shape[1]
+    W_up = torch.cat([W_in, W_gate], dim=1).to(dtype)  # [d, 2m]
+    W_down = (torch.cat([W_gate, W_in], dim=1).to(dtype) / 2).T.contiguous()  # [2m, d]
+    C = C.to(dtype)
+
+    def matvec(V: Tensor, index: Tensor) -> Tensor:
+        hidden = V.to(dtype) @ W_up  # [n_sub, 2m]: (W_inᵀ v, W_gateᵀ v)
+        hidden.view(len(V), 2, m).mul_(C.index_select(0, index)[:, None, :])
+        return hidden @ W_down  # ½ (W_gate (c ⊙ W_inᵀ v) + W_in (c ⊙ W_gateᵀ v))
+
+    return matvec
+
+
+# ----------------------------------------------------------------------------------
+# Ritz pairs of batched symmetric tridiagonal matrices (float64, vectorised over B).
+# alpha [B, s] is the diagonal, beta [B, s] the off-diagonal with beta[:, s-1] the
+# residual norm β_s of the Lanczos step (not part of T).
+
+
+def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 16) -> Tensor:
+    """Eigenvalues of rank ``ranks`` [B, K] (0 = smallest) of each T, by multisection.
+
+    Sturm counts in float32 to ``bits`` bits of the Gershgorin width ( inverse iteration
+    and Rayleigh quotients refine it). Each sweep probes M points per interval, as many
+    as keep one sweep's tensors small, and keeps the sub-interval that holds the rank.
+    """
+    B, s = alpha.shape
+    K = ranks.shape[1]
+    a, b = alpha.float(), beta[:, : s - 1].float()
+    b2 = b.square().clamp_min(torch.finfo(a.dtype).tiny).T.contiguous()  # [s-1, B]
+    radius = torch.nn.functional.pad(b.abs(), (0, 1)) + torch.nn.functional.pad(b.abs(), (1, 0))
+    lo = (a - radius).amin(1)
+    hi = (a + radius).amax(1)
+    pad = 1e-6 * (hi - lo).abs() + 1e-30
+    lo, hi = (lo - pad)[:, None].expand(B, K).contiguous(), (hi + pad)[:, None].expand(B, K).contiguous()
+    M = 1
+    while 2 * (M + 1) * B * K <= 2**16 and M < 255:
+        M = 2 * M + 1
+    frac = torch.arange(1, M + 1, dtype=a.dtype, device=a.device) / (M + 1)  # [M]
+    q = torch.empty(s, B, K * M, dtype=a.dtype, device=a.device)
+    aT, b2 = a.T.contiguous()[:, :, None], b2[:, :, None]
+    for _ in range(-(-bits // ((M + 1).bit_length() - 1))):
+        probes = lo[:, :, None] + (hi - lo)[:, :, None] * frac  # [B, K, M]
+        torch.sub(aT, probes.view(1, B, K * M), out=q)  # q_i = (α_i - x) - β_{i-1}² / q_{i-1}
+        for i in range(1, s):
+            q[i].addcdiv_(b2[i - 1], q[i - 1], value=-1)
+        below = q.lt(0).to(torch.int32).sum(0, dtype=torch.int32).view(B, K, M)  # eigenvalues < probe
+        t = (below <= ranks[:, :, None]).sum(2, keepdim=True)  # probes left of the wanted one
+        edges = torch.cat([lo[:, :, None], probes, hi[:, :, None]], 2)
+        lo, hi = edges.gather(2, t)[..., 0], edges.gather(2, t + 1)[..., 0]
+    return ((lo + hi) / 2).to(alpha.dtype)
+
+
+def _tridiag_apply(alpha: Tensor, beta: Tensor, Y: Tensor) -> Tensor:
+    """T @ Y for Y [B, s, K]."""
+    out = alpha[:, :, None] * Y
+    off = beta[:, :-1, None]
+    out[:, :-1] += off * Y[:, 1:]
+    out[:, 1:] += off * Y[:, :-1]
+    return out
+
+
+def _inverse_iteration(alpha: Tensor, beta: Tensor, theta: Tensor, iters: int = 3) -> Tensor:
+    """Unit eigenvectors Y [B, s, K] of T for the eigenvalue estimates theta [B, K]."""
+    B, s = alpha.shape
+    tiny = torch.finfo(alpha.dtype).tiny
+    pivmin = (alpha.abs().amax(1, keepdim=True) + beta.abs().amax(1, keepdim=True)) * 1e-300 + tiny
+    # L D Lᵀ of (T - θ I): d_i = α_i - θ - β_{i-1} l_{i-1}, l_i = β_i / d_i
+    dg = torch.empty(s, B, theta.shape[1], dtype=alpha.dtype, device=alpha.device)
+    ell = torch.empty(max(s - 1, 0), B, theta.shape[1], dtype=alpha.dtype, device=alpha.device)
+    aT, bT = alpha.T[:, :, None], beta.T[:, :, None]
+    for i in range(s):
+        dg[i] = aT[i] - theta if i == 0 else aT[i] - theta - bT[i - 1] * ell[i - 1]
+        dg[i] = torch.where(dg[i] == 0, pivmin, dg[i])
+        if i < s - 1:
+            ell[i] = bT[i] / dg[i]
+    gen = torch.Generator(device=alpha.device).manual_seed(1234)
+    y = torch.rand(s, B, theta.shape[1], generator=gen, dtype=alpha.dtype, device=alpha.device) + 0.5
+    for _ in range(iters):
+        for i in range(1, s):  # L u = y
+            y[i] -= ell[i - 1] * y[i - 1]
+        y /= dg  # D
+        for i in range(s - 2, -1, -1):  # Lᵀ y = u
+            y[i] -= ell[i] * y[i + 1]
+        y /= y.norm(dim=0, keepdim=True).clamp_min(tiny)
+    return y.permute(1, 0, 2)  # [B, s, K]
+
+
+def _ritz(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """Top-k Ritz values by |θ|, Ritz vectors in the Lanczos basis, and residual norms.
+
+    Returns theta [B, k] (|θ| descending), Y [B, s, k] and res [B, k] with
+    ``res² = ||T y - θ y||² + (β_s y_s)²``, the true residual ``||Q V y - θ V y||``.
+    """
+    B, s = alpha.shape
+    alpha, beta = alpha.double(), beta.double()
+    if 2 * k >= s:
+        ranks = torch.arange(s, device=alpha.device)
+    else:
+        ranks = torch.cat([torch.arange(k, device=alpha.device), torch.arange(s - k, s, device=alpha.device)])
+    ranks = ranks[None].expand(B, -1)
+    theta = _sturm_bisect(alpha, beta, ranks)
+    order = theta.abs().argsort(dim=1, descending=True, stable=True)[:, :k]
+    theta = theta.gather(1, order)
+    Y = _inverse_iteration(alpha, beta, theta)
+    if rayleigh_ritz:  # orthonormal Ritz vectors, also inside clusters
+        Z = torch.linalg.qr(Y).Q
+        theta, W = torch.linalg.eigh(Z.mT @ _tridiag_apply(alpha, beta, Z))
+        order = theta.abs().argsort(dim=1, descending=True, stable=True)
+        theta, Y = theta.gather(1, order), Z @ W.gather(2, order[:, None, :].expand_as(W))
+    TY = _tridiag_apply(alpha, beta, Y)
+    theta = (Y * TY).sum(1)  # Rayleigh quotients
+    res2 = (TY - theta[:, None, :] * Y).square().sum(1) + (beta[:, s - 1, None] * Y[:, s - 1]).square()
+    return theta, Y, res2.sqrt()
+
+
+# ----------------------------------------------------------------------------------
+# The batched Lanczos iteration.
+
+
+class _Batch:
+    """Lanczos state of the directions still running: basis, T's entries, their index."""
+
+    def __init__(self, index: Tensor, V: Tensor, alpha: Tensor, beta: Tensor, tnorm: Tensor):
+        self.index, self.V, self.alpha, self.beta, self.tnorm = index, V, alpha, beta, tnorm
+
+    def keep(self, rows: Tensor, steps: int, capacity: int) -> _Batch:
+        """The rows still running, with room for ``capacity`` basis vectors."""
+        V = self.V.new_empty(len(rows), capacity, self.V.shape[2])
+        V[:, : steps + 1] = self.V[rows, : steps + 1]
+        return _Batch(self.index[rows], V, self.alpha[rows], self.beta[rows], self.tnorm[rows])
+
+
+def _random_unit(n: int, d: int, basis: Tensor | None, gen: torch.Generator, like: Tensor) -> Tensor:
+    """Random unit vectors [n, d], orthogonal to ``basis`` [n, j, d] (twice Gram-Schmidt)."""
+    r = torch.randn(n, d, generator=gen, dtype=like.dtype, device=like.device)
+    for _ in range(2 if basis is not None else 0):
+        r = r - torch.bmm(torch.bmm(r[:, None, :], basis.mT), basis)[:, 0]
+    return r / r.norm(dim=1, keepdim=True).clamp_min(torch.finfo(r.dtype).tiny)
+
+
+def _step(batch: _Batch, matvec: MatVec, j: int, last: bool, gen: torch.Generator) -> None:
+    """Lanczos step j: T[j, j], β_j and (unless ``last``) basis vector j + 1."""
+    V = batch.V
+    v = V[:, j]
+    w = matvec(v, batch.index)  # [B, d]
+    beta_prev = batch.beta[:, j - 1] if j > 0 else torch.zeros_like(batch.tnorm)
+    if j > 0:
+        w.addcmul_(beta_prev[:, None], V[:, j - 1], value=-1)
+    a = torch.linalg.vecdot(w, v)
+    w.addcmul_(a[:, None], v, value=-1)
+    basis = V[:, : j + 1]  # full reorthogonalisation (the local terms above were the big ones)
+    h = torch.bmm(w[:, None, :], basis.mT)  # [B, 1, j + 1]
+    w = torch.baddbmm(w[:, None, :], h, basis, alpha=-1)[:, 0]
+    a += h[:, 0, j]
+    b = w.norm(dim=1)
+    batch.alpha[:, j], batch.beta[:, j] = a, b
+    torch.maximum(batch.tnorm, a.abs() + b + beta_prev, out=batch.tnorm)
+    if last:
+        return
+    V[:, j + 1] = w / b.clamp_min(torch.finfo(b.dtype).tiny)[:, None]
+    broken = b <= _BREAKDOWN * torch.finfo(b.dtype).eps * batch.tnorm
+    if broken.any():  # invariant Krylov space: β_j = 0 and a fresh direction
+        rows = broken.nonzero()[:, 0]
+        batch.beta[rows, j] = 0
+        V[rows, j + 1] = _random_unit(len(rows), V.shape[2], V[rows, : j + 1], gen, V)
+
+
+#: β below this many epsilons of ||T|| counts as an invariant Krylov space.
+_BREAKDOWN = 32
+
+
+def default_steps(k: int, d: int) -> int:
+    """The Krylov dimension of the first convergence check: ``min(d, max(2k + 32, 64))``."""
+    return min(d, max(2 * k + 32, 64))
+
+
+def lanczos_topk(
+    matvec: MatVec,
+    n: int,
+    d: int,
+    k: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    steps: int | None = None,
+    max_steps: int | None = None,
+    tol: float | None = None,
+    seed: int = 0,
+    check_every: int | None = None,
+) -> tuple[Float[Tensor, "n k"], Float[Tensor, "n k d"], Bool[Tensor, "n"]]:
+    """The k eigenpairs of largest |λ| of n symmetric d x d matrices, given only matvecs.
+
+    Args:
+        matvec: ``matvec(V [n_sub, d], index [n_sub]) -> [n_sub, d]``, row j being
+            ``Q_{index[j]} @ V[j]`` (see :func:`bilinear_matvec`).
+        n: number of matrices.
+        d: their size.
+        k: eigenpairs per matrix, 0 <= k <= d.
+        dtype: float32 or float64 (the basis, T and the results).
+        device: where to compute (default: CPU).
+        steps: Krylov dimension of the first convergence check (default
+            :func:`default_steps`).
+        max_steps: Krylov dimension at which the remaining directions stop (default d,
+            where Lanczos is exact).
+        tol: relative residual tolerance: converged means ``||Q v - θ v|| <= tol max|θ|``
+            for each of the k pairs (default 1e-5 in float32, 1e-9 in float64).
+        seed: seed of the random start vectors.
+        check_every: steps between convergence checks (default ``max(8, steps // 4)``).
+
+    Returns:
+        eigenvalues [n, k] sorted by |λ| descending; eigenvectors [n, k, d], unit norm;
+        converged [n]: False where a pair missed ``tol`` at ``max_steps`` (its values
+        are then the best approximations found, not to be trusted).
+
+    Raises:
+        ValueError: if k, steps, max_steps, tol or dtype are out of range.
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype={dtype} must be torch.float32 or torch.float64")
+    if n < 0 or d < 1 or not 0 <= k <= d:
+        raise ValueError(f"need n >= 0, d >= 1 and 0 <= k <= d; got n={n}, d={d}, k={k}")
+    max_steps = d if max_steps is None else max_steps
+    if not k <= max_steps <= d or max_steps < 1:
+        raise ValueError(f"max_steps={max_steps} must lie in [max(k, 1), d={d}] (k={k})")
+    steps = min(default_steps(k, d) if steps is None else steps, max_steps)
+    if steps < max(k, 1):
+        raise ValueError(f"steps={steps} must be at least max(k, 1)={max(k, 1)}")
+    tol = DEFAULT_TOL[dtype] if tol is None else tol
+    if not tol > 0:
+        raise ValueError(f"tol={tol} must be positive")
+    check_every = max(8, steps // 4) if check_every is None else check_every
+    if check_every < 1:
+        raise ValueError(f"check_every={check_every} must be >= 1")
+    device = torch.device("cpu") if device is None else torch.device(device)
+    values = torch.zeros(n, k, dtype=dtype, device=device)
+    vectors = torch.zeros(n, k, d, dtype=dtype, device=device)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+    if n == 0 or k == 0:
+        return values, vectors, converged.fill_(True)
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    V = torch.empty(n, steps + 1, d, dtype=dtype, device=device)
+    V[:, 0] = _random_unit(n, d, None, gen, V)
+    zeros = torch.zeros(n, max_steps, dtype=dtype, device=device)
+    batch = _Batch(torch.arange(n, device=device), V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=device))
+    j, check = 0, steps
+    while True:
+        _step(batch, matvec, j, last=j + 1 == max_steps, gen=gen)
+        j += 1
+        if j < check:
+            continue
+        theta, _, res = _ritz(batch.alpha[:, :j], batch.beta[:, :j], k)
+        done = (res <= tol * theta[:, :1].abs()).all(1)
+        if j == max_steps:
+            done[:] = True
+        logger.debug("lanczos: %d steps, %d of %d directions converged", j, int(done.sum()), len(done))
+        if done.any():
+            rows = done.nonzero()[:, 0]
+            theta, Y, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k, rayleigh_ritz=True)
+            X = torch.bmm(Y.mT.to(dtype), batch.V[rows, :j])  # [r, k, d]
+            out = batch.index[rows]
+            values[out] = theta.to(dtype)
+            vectors[out] = X / X.norm(dim=2, keepdim=True)
+            converged[out] = (res <= tol * theta[:, :1].abs()).all(1)
+        if done.all():
+            return values, vectors, converged
+        check = min(max_steps, j + check_every)
+        batch = batch.keep((~done).nonzero()[:, 0], j, check + 1)
