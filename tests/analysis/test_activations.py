@@ -85,3 +85,23 @@ def test_accepts_a_decomposition_and_rejects_bad_input(model):
         eigen_activations(model, 0, U, torch.tensor([[0, 97]]))
     with pytest.raises(ValueError, match="tokenizer"):
         eigen_activations(model, 0, U, "no tokenizer here")
+
+
+from tests.viz.conftest import text_model, tokenizer_dir  # noqa: E402,F401  (fixtures: a real tokenizer)
+
+
+def test_long_string_windows_repeat_bos(text_model):
+    n_ctx = text_model.cfg.n_ctx  # 24
+    text = "Once upon a time there was a happy dog. The dog was sad when it rained. " * 4
+    tokens = text_model.to_tokens(text, truncate=False)
+    assert tokens.shape[1] > 2 * n_ctx and tokens[0, 0] == text_model.tokenizer.bos_token_id
+    U = torch.randn(1, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    acts = eigen_activations(text_model, 1, U, text, k=None)
+    assert torch.equal(acts.tokens, tokens)  # the whole text, nothing truncated
+    # windows of n_ctx - 1 text tokens; later windows run as [BOS] + window
+    _, cache = text_model.run_with_cache(tokens[:, : n_ctx - 1])
+    torch.testing.assert_close(acts.total[:, : n_ctx - 1, 0], (cache["blocks.1.hook_mlp_out"] @ U.T)[..., 0])
+    second = torch.cat([tokens[:, :1], tokens[:, n_ctx - 1: 2 * (n_ctx - 1)]], dim=1)
+    _, cache = text_model.run_with_cache(second)
+    torch.testing.assert_close(acts.total[:, n_ctx - 1: 2 * (n_ctx - 1), 0], (cache["blocks.1.hook_mlp_out"] @ U.T)[:, 1:, 0])
+    torch.testing.assert_close(acts.reconstruction, acts.total, rtol=0, atol=1e-10)
