@@ -11,6 +11,9 @@ circuitsvis directly:
   so red always means negative and blue positive at the same intensity per unit;
 * mismatched lengths raise a ``ValueError`` naming both lengths.
 
+Known limitation: circuitsvis's hover tooltip prints the token as plain text, so there
+it shows the escaped form (``&lt;s&gt;``); the token itself always reads ``<s>``.
+
 circuitsvis's ``TopkTokens`` hard-codes a 0..1 colour scale (negative values come out
 white) and ``TopkSamples`` scales positive and negative values separately with no way
 to override it, so :func:`topk_tokens` and :func:`topk_samples` are built from
