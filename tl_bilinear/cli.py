@@ -1,0 +1,389 @@
+"""The ``tl-bilinear`` command: train, tokenizer, generate, info, demo (and analyze).
+
+Every subcommand is a function ``add_parser(subparsers)`` that adds its parser and sets
+``func`` (called with the parsed arguments, returning an exit status). ``SUBCOMMANDS``
+lists them as ``(module, function name)``, imported when the command runs; to add one,
+append a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: ``(module, add_parser function)`` of every subcommand, in ``--help`` order.
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("tl_bilinear.cli", "add_train_parser"),
+    ("tl_bilinear.cli", "add_tokenizer_parser"),
+    ("tl_bilinear.cli", "add_generate_parser"),
+    ("tl_bilinear.cli", "add_info_parser"),
+    ("tl_bilinear.cli", "add_demo_parser"),
+    ("tl_bilinear.viz.cli", "add_parser"),  # analyze
+]
+
+
+def parse_count(text: str) -> int:
+    """``"2M"`` -> 2_000_000, ``"500k"`` -> 500_000, ``"1e6"`` -> 1_000_000.
+
+    Raises:
+        argparse.ArgumentTypeError: for anything else.
+    """
+    scale = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+    s = text.strip().lower().replace("_", "")
+    try:
+        value = float(s[:-1]) * scale[s[-1]] if s and s[-1] in scale else float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (e.g. 2000000, 2M, 500k)") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
+    return int(value)
+
+
+def _override(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE (e.g. d_model=128), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+# ----------------------------------------------------------------------------- train
+#: CLI flag -> TrainConfig field (flags left out keep the config's or the saved value).
+_TRAIN_FLAGS = {
+    "preset": "preset", "data": "data", "tokenizer": "tokenizer", "tokens": "total_tokens",
+    "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "final_lr_frac": "final_lr_frac",
+    "warmup": "warmup_steps", "schedule": "schedule", "weight_decay": "weight_decay", "grad_clip": "grad_clip",
+    "precision": "precision", "compile": "compile", "fast_attention": "fast_attention", "eval_every": "eval_every",
+    "eval_batches": "eval_batches", "save_every": "save_every", "log_every": "log_every", "seed": "seed",
+    "device": "device", "threads": "num_threads", "wandb_project": "wandb_project", "tokenizer_docs": "tokenizer_docs",
+}  # fmt: skip
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``train``: train a model (bilinear or a baseline) into a run directory."""
+    p = subparsers.add_parser(
+        "train", help="train a bilinear (or baseline) transformer",
+        description="Train a HookedTransformer on a text source; the run directory gets checkpoint/ "
+        "(config.json, model.safetensors, tokenizer/, training state), metrics.jsonl and tokenizer/. "
+        "Runs under torchrun for several processes (DDP).",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--config", help="a TrainConfig JSON file (flags override it)")
+    p.add_argument("--preset", help="model preset (default ts-tiny; see `tl-bilinear info --presets`)")
+    p.add_argument("--data", help="'builtin', a local file/directory, or a Hugging Face dataset name")
+    p.add_argument("--tokenizer", help="tokenizer directory or SentencePiece .model (default: train one)")
+    p.add_argument("--tokenizer-docs", type=int, help="documents used to train the tokenizer")
+    p.add_argument("--tokens", type=parse_count, help="token budget, e.g. 20M")
+    p.add_argument("--batch-size", type=int, help="sequences per optimizer step (all processes)")
+    p.add_argument("--grad-accum", type=int, help="micro-batches per step")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--final-lr-frac", type=float, help="last-step lr as a fraction of --lr")
+    p.add_argument("--warmup", type=int, help="warm-up steps")
+    p.add_argument("--schedule", choices=["linear", "cosine", "constant"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile")
+    p.add_argument("--fast-attention", action=argparse.BooleanOptionalAction, default=None,
+                   help="SDPA training forwards (default on)")  # fmt: skip
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--eval-batches", type=int)
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--wandb-project", help="also log to this wandb project (needs wandb)")
+    p.add_argument("--act-fn", help="MLP activation: bilinear (default), relu, gelu, silu, ...")
+    p.add_argument("--ungated", action="store_true", help="an ungated MLP (baselines; see --d-mlp)")
+    p.add_argument("--d-mlp", type=int, help="MLP width")
+    p.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                   help="any HookedTransformerConfig field, e.g. --set n_layers=2 (repeatable)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """The TrainConfig for ``train``'s arguments: saved config (on resume) < --config < flags.
+
+    Raises:
+        FileNotFoundError: for a missing --config file.
+    """
+    from tl_bilinear.model import read_checkpoint_config
+    from tl_bilinear.train import TrainConfig
+
+    fields: dict[str, Any] = {}
+    if args.resume:
+        try:
+            fields.update(read_checkpoint_config(args.out)["train_config"])
+        except FileNotFoundError:
+            pass  # the Trainer reports it
+    if args.config:
+        if not os.path.isfile(args.config):
+            raise FileNotFoundError(f"--config {args.config!r} does not exist")
+        with open(args.config) as handle:
+            fields.update(json.load(handle))
+    for flag, name in _TRAIN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            fields[name] = value
+    overrides = dict(fields.get("model_overrides") or {})
+    overrides.update(dict(args.set))
+    if args.act_fn:
+        overrides["act_fn"] = args.act_fn
+    if args.ungated:
+        overrides["gated_mlp"] = False
+    if args.d_mlp:
+        overrides["d_mlp"] = args.d_mlp
+    fields["model_overrides"] = overrides
+    fields["out_dir"] = args.out
+    if args.no_progress:
+        fields["progress"] = False
+    return TrainConfig.from_json(fields)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``train``."""
+    from tl_bilinear.train import train
+
+    cfg = train_config_from_args(args)
+    result = train(cfg, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        status = "interrupted (resume with --resume)" if result.interrupted else "done"
+        val = f"{result.val_loss:.4f}" if result.val_loss is not None else "n/a"
+        sys.stdout.write(
+            f"{status}: step {result.step}/{result.max_steps}, {result.tokens:,} tokens, train loss "
+            f"{result.train_loss:.4f}, val loss {val}; checkpoint in {result.out_dir}/checkpoint\n"
+        )
+    return 130 if result.interrupted else 0
+
+
+# ----------------------------------------------------------------------------- tokenizer
+def add_tokenizer_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``tokenizer``: train a BPE tokenizer and save it as a directory."""
+    p = subparsers.add_parser("tokenizer", help="train a BPE tokenizer", description="Train a byte-level BPE "
+                              "tokenizer on a text source and save it as a Hugging Face tokenizer directory.")  # fmt: skip
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--data", default="builtin", help="'builtin', a local file/directory or a hub dataset name")
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--docs", type=parse_count, default=20_000, help="documents to read (default 20000)")
+    p.add_argument("--no-lowercase", action="store_true", help="keep case (the paper's TinyStories one lowercases)")
+    p.add_argument("--seed", type=int, default=0, help="built-in corpus seed")
+    p.set_defaults(func=run_tokenizer)
+    return p
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    """Run ``tokenizer``."""
+    from tl_bilinear.data import iter_documents, train_tokenizer
+
+    docs = iter_documents(args.data, seed=args.seed)
+    tok = train_tokenizer(docs, vocab_size=args.vocab_size, out_dir=args.out, lowercase=not args.no_lowercase,
+                          max_documents=args.docs)  # fmt: skip
+    sys.stdout.write(f"wrote a {len(tok)}-token tokenizer to {args.out}\n")
+    return 0
+
+
+# ----------------------------------------------------------------------------- generate
+def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``generate``: sample text from a checkpoint."""
+    p = subparsers.add_parser("generate", help="sample text from a checkpoint")
+    p.add_argument("checkpoint", help="checkpoint or run directory")
+    p.add_argument("--prompt", default="once upon a time")
+    p.add_argument("-n", "--num-samples", type=int, default=3)
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_generate)
+    return p
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Run ``generate``.
+
+    Raises:
+        ValueError: if the checkpoint has no tokenizer or a sampling setting is invalid.
+    """
+    import torch
+
+    from tl_bilinear.model import load
+
+    if args.num_samples < 1 or args.max_new_tokens < 1 or args.temperature < 0:
+        raise ValueError("--num-samples and --max-new-tokens must be positive and --temperature >= 0")
+    model = load(args.checkpoint)
+    if model.tokenizer is None:
+        raise ValueError(f"{args.checkpoint} has no tokenizer; it was trained on pre-tokenized data")
+    torch.manual_seed(args.seed)
+    for _ in range(args.num_samples):
+        text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                              do_sample=args.temperature > 0, verbose=False)  # fmt: skip
+        sys.stdout.write(text.replace(model.tokenizer.eos_token, "").strip() + "\n\n")
+    return 0
+
+
+# ----------------------------------------------------------------------------- info
+def add_info_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``info``: a checkpoint's config and parameter counts (or the presets)."""
+    p = subparsers.add_parser("info", help="config and parameter counts of a checkpoint, or list the presets")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint or run directory")
+    p.add_argument("--presets", action="store_true", help="list the model presets instead")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_info)
+    return p
+
+
+def parameter_counts(shapes: dict[str, Sequence[int]]) -> dict[str, int]:
+    """Parameter counts by part of a model from its state-dict shapes.
+
+    Args:
+        shapes: ``{state-dict name: shape}``.
+
+    Returns:
+        ``{"embed", "attn", "mlp", "unembed", "biases (frozen at 0)", "total (weights)"}``
+        counts; buffers (rotary tables, masks) are not parameters and are skipped.
+    """
+    counts = {"embed": 0, "attn": 0, "mlp": 0, "unembed": 0, "biases (frozen at 0)": 0}
+    for name, shape in shapes.items():
+        leaf, parts = name.rsplit(".", 1)[-1], name.split(".")
+        if not leaf.startswith(("W_", "b_")):
+            continue
+        numel = math.prod(shape)
+        if leaf.startswith("b_"):
+            counts["biases (frozen at 0)"] += numel
+        elif parts[0] in ("embed", "unembed"):
+            counts[parts[0]] += numel
+        elif "attn" in parts or "mlp" in parts:
+            counts["attn" if "attn" in parts else "mlp"] += numel
+        else:
+            counts["embed"] += numel  # positional embeddings
+    counts["total (weights)"] = sum(v for k, v in counts.items() if not k.startswith("biases"))
+    return counts
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Run ``info``.
+
+    Raises:
+        ValueError: if neither a checkpoint nor --presets is given.
+    """
+    from tl_bilinear.config import get_config, get_preset, list_presets
+
+    if args.presets:
+        for name in list_presets():
+            cfg = get_config(name)
+            sys.stdout.write(f"{name:10s} {cfg.n_layers} layers, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
+                             f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
+                             f"[{get_preset(name).source}]\n")  # fmt: skip
+        return 0
+    if not args.checkpoint:
+        raise ValueError("give a checkpoint directory, or --presets")
+    from safetensors import safe_open
+
+    from tl_bilinear.model import WEIGHTS_FILE, read_checkpoint_config, resolve_checkpoint
+
+    directory = resolve_checkpoint(args.checkpoint)
+    meta = read_checkpoint_config(directory)
+    with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as handle:
+        shapes = {k: handle.get_slice(k).get_shape() for k in handle.keys()}
+    counts = parameter_counts(shapes)
+    m = meta["model_config"]
+    info = {
+        "checkpoint": str(directory), "preset": meta.get("preset"), "step": meta.get("step"),
+        "tokens": meta.get("tokens"), "parameters": counts,
+        "model": {k: m.get(k) for k in ("n_layers", "d_model", "d_mlp", "n_heads", "d_head", "n_ctx", "d_vocab",
+                                         "act_fn", "gated_mlp", "normalization_type", "positional_embedding_type",
+                                         "dtype")},
+        "train_config": meta.get("train_config"),
+    }  # fmt: skip
+    state_file = directory / "trainer_state.json"
+    if state_file.exists():
+        saved = json.loads(state_file.read_text())
+        info["val_loss"], info["train_loss"] = saved.get("val_loss"), saved.get("train_loss")
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return 0
+    w = sys.stdout.write
+    w(f"checkpoint  {info['checkpoint']}\npreset      {info['preset']}\n")
+    w("model       " + ", ".join(f"{k}={v}" for k, v in info["model"].items()) + "\n")
+    for part, n in counts.items():
+        w(f"  {part:22s} {n:>12,}\n")
+    if info["step"] is not None:
+        w(f"trained     step {info['step']}, {info['tokens']:,} tokens")
+        if info.get("val_loss") is not None:
+            w(f", val loss {info['val_loss']:.4f} nats/token (perplexity {math.exp(info['val_loss']):.2f})")
+        w("\n")
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``demo``: the main job (train on the built-in corpus, sample, analyse)."""
+    p = subparsers.add_parser("demo", help="train a bilinear model on the built-in corpus, sample and analyse it",
+                              description="Offline, in a fixed time budget: tokenizer, training, samples, "
+                              "validation loss vs unigram entropy, eigenvalue spectra and the identity check.")  # fmt: skip
+    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    p.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget (default 7)")
+    p.add_argument("--preset", default=None, help="model preset (default: the demo's)")
+    p.add_argument("--max-tokens", type=parse_count, default=None, help="cap on training tokens")
+    p.add_argument("--small", action="store_true", help="a seconds-long smoke test (also TL_BILINEAR_DEMO_SMALL=1)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_demo_command)
+    return p
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """Run ``demo``."""
+    from tl_bilinear.demo import DEMO_PRESET, run_demo
+
+    small = args.small or os.environ.get("TL_BILINEAR_DEMO_SMALL") == "1"
+    run_demo(args.out, minutes=args.minutes, small=small, preset=args.preset or DEMO_PRESET,
+             max_tokens=args.max_tokens, progress=not args.no_progress)  # fmt: skip
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tl-bilinear`` parser with every subcommand of ``SUBCOMMANDS``."""
+    parser = argparse.ArgumentParser(prog="tl-bilinear", description="Bilinear-MLP transformers with TransformerLens.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module, name in SUBCOMMANDS:
+        getattr(importlib.import_module(module), name)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tl-bilinear``; returns the exit status.
+
+    Expected failures (bad arguments, missing files, a config mismatch, a diverged run)
+    print one line ``tl-bilinear <command>: error: ...`` and exit with status 2.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from tl_bilinear.train import TrainingDiverged
+
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, IndexError, FileNotFoundError, FileExistsError, ImportError, TrainingDiverged) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        parser.exit(2, f"tl-bilinear {args.command}: error: {message}\n")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The main job: train a bilinear model on the built-in corpus, sample it, analyse it.
+
+``tl-bilinear demo --out runs/demo`` (what ``scripts/demo.sh`` runs) does, offline, in
+a fixed wall-clock budget (default 7 minutes on 2 CPU cores, at most 10):
+
+1. trains a BPE tokenizer (4096 tokens, lowercase) on the synthetic story corpus;
+2. measures the trainer's throughput for a few steps and sets the token budget so that
+   training fits the time budget;
+3. trains the bilinear model (bf16 autocast on CPU, linear-decay schedule) and saves the
+   checkpoint in ``out/checkpoint``;
+4. prints sample stories and compares the validation loss with the unigram entropy of
+   the validation tokens (nats/token);
+5. eigendecomposes the interaction matrices of a few sentiment words' unembedding
+   directions, plots their spectra (``out/spectra.png``), and checks the identity
+   ``u · hook_mlp_out == Σ λ_i (v_i · x)²`` on held-out stories;
+6. writes everything to ``out/demo_summary.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from tl_bilinear.train import TrainConfig, Trainer
+
+logger = logging.getLogger(__name__)
+
+DEMO_PRESET = "ts-small"
+SENTIMENT_WORDS = (" happy", " sad", " scared", " angry", " good", " bad")
+PROMPTS = ("once upon a time", "one day, a little girl named", "the dog was not")
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured (also written to ``demo_summary.json``)."""
+
+    out_dir: str
+    preset: str
+    tokens: int
+    steps: int
+    train_seconds: float
+    tokens_per_s: float
+    val_loss: float
+    unigram_entropy: float
+    samples: list[str]
+    words: list[str]
+    top_eigenvalues: dict[str, list[float]]
+    identity_max_abs_error: float
+    identity_max_abs_value: float
+    spectra_png: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def demo_config(out_dir: str | os.PathLike, *, small: bool = False, preset: str = DEMO_PRESET, **overrides: Any) -> TrainConfig:
+    """The demo's training settings (``small``: a seconds-long smoke-test version).
+
+    Args:
+        out_dir: the run directory.
+        small: a tiny model and budget (used by the tests and ``TL_BILINEAR_DEMO_SMALL=1``).
+        preset: the model preset.
+        **overrides: TrainConfig fields.
+
+    Returns:
+        The TrainConfig (``total_tokens`` is the upper bound; the time budget may lower it).
+    """
+    if small:
+        fields: dict[str, Any] = dict(
+            preset="ts-micro", model_overrides={"d_vocab": 1024, "n_ctx": 64}, tokenizer_docs=2000,
+            total_tokens=40 * 16 * 64, batch_size=16, lr=5e-3, warmup_steps=5, eval_every=20, eval_batches=4,
+            save_every=0,
+        )  # fmt: skip
+    else:
+        fields = dict(
+            preset=preset, tokenizer_docs=20_000, total_tokens=6_000_000, batch_size=16, lr=2e-3,
+            warmup_steps=50, eval_every=100, eval_batches=16, save_every=200,
+        )  # fmt: skip
+    fields.update(out_dir=str(out_dir), data="builtin", precision="bf16", device="cpu", schedule="linear")
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def measure_tokens_per_s(cfg: TrainConfig, steps: int = 3) -> float:
+    """The trainer's tokens/s for ``cfg``'s model on random tokens (a throwaway model).
+
+    Args:
+        cfg: the training settings.
+        steps: timed steps (after one warm-up step).
+
+    Returns:
+        Training tokens per second.
+    """
+    n_ctx, d_vocab = cfg.model_config().n_ctx, cfg.model_config().d_vocab
+
+    class Random:
+        def batches(self, n):
+            gen = torch.Generator().manual_seed(0)
+            while True:
+                yield torch.randint(0, d_vocab, (n, n_ctx), generator=gen)
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = TrainConfig(**{**cfg.to_json(), "out_dir": tmp, "tokenizer": None, "progress": False})
+        trainer = Trainer(probe, stream_factory=lambda *a: Random())
+        batches = trainer._batches()
+        trainer.train_step(batches)
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(batches)
+        return steps * probe.tokens_per_step / (time.perf_counter() - start)
+
+
+def _sentiment_words(model) -> list[str]:
+    vocab = set(model.tokenizer.get_vocab())
+    words = []
+    for word in SENTIMENT_WORDS:
+        ids = model.tokenizer.encode(word, add_special_tokens=False)
+        if len(ids) == 1 and model.tokenizer.convert_ids_to_tokens(ids[0]) in vocab:
+            words.append(word)
+    return words[:3]
+
+
+def spectra_figure(eig, words: list[str]):
+    """One panel per word: its interaction matrix's eigenvalues, sorted, both signs."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(words), 3.4), dpi=110)
+    FigureCanvasAgg(fig)
+    for i, word in enumerate(words):
+        values = eig.eigenvalues[i].detach().float().sort(descending=True).values.cpu().numpy()
+        ax = fig.add_subplot(1, len(words), i + 1)
+        ax.bar(range(len(values)), values, width=1.0, color=["tab:blue" if v >= 0 else "tab:red" for v in values])
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_title(f"layer {eig.layer}: W_U[{word!r}]")
+        ax.set_xlabel("eigenvalue index (sorted)")
+        if i == 0:
+            ax.set_ylabel("λ")
+    fig.tight_layout()
+    return fig
+
+
+def analyse(model, layer: int, texts: list[str], out_dir: Path) -> dict[str, Any]:
+    """Eigen-spectra of sentiment words and the identity check on real text.
+
+    Args:
+        model: the trained bilinear model (with tokenizer).
+        layer: the layer to decompose.
+        texts: held-out stories for the identity check.
+        out_dir: where ``spectra.png`` goes.
+
+    Returns:
+        ``{"words", "top_eigenvalues", "identity_max_abs_error", "identity_max_abs_value", "spectra_png"}``.
+    """
+    from tl_bilinear.analysis import eigendecompose, mlp_input, mlp_input_hook_names, unembed_directions
+
+    words = _sentiment_words(model)
+    directions = unembed_directions(model, words)  # [n, d_model]
+    eig = eigendecompose(model, layer, directions)  # all eigenpairs: the identity is exact
+    fig = spectra_figure(eig, words)
+    png = out_dir / "spectra.png"
+    fig.savefig(png)
+    tokens = model.to_tokens(texts[:4], padding_side="right")[:, : model.cfg.n_ctx]
+    names = [*mlp_input_hook_names(model, layer), f"blocks.{layer}.hook_mlp_out"]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    x = mlp_input(model, layer, cache)  # [batch, pos, d_model]
+    direct = cache[f"blocks.{layer}.hook_mlp_out"] @ directions.T  # [batch, pos, n]
+    rebuilt = eig.reconstruct(x.to(eig.eigenvalues.dtype))  # Σ λ (v·x)² + constant
+    return {
+        "words": words,
+        "top_eigenvalues": {w: [round(float(v), 5) for v in eig.eigenvalues[i, :5]] for i, w in enumerate(words)},
+        "identity_max_abs_error": float((direct - rebuilt).abs().max()),
+        "identity_max_abs_value": float(direct.abs().max()),
+        "spectra_png": str(png),
+    }
+
+
+def run_demo(
+    out_dir: str | os.PathLike = "runs/demo",
+    *,
+    minutes: float = 7.0,
+    small: bool = False,
+    preset: str = DEMO_PRESET,
+    max_tokens: int | None = None,
+    stream: TextIO | None = None,
+    progress: bool = True,
+) -> DemoResult:
+    """Train, save, sample and analyse a bilinear model on the built-in corpus.
+
+    Args:
+        out_dir: the run directory (must not hold a checkpoint yet).
+        minutes: wall-clock budget for the whole job; training gets what the other
+            phases leave (about a minute less).
+        small: a seconds-long version (tiny model, small vocabulary).
+        preset: the model preset.
+        max_tokens: upper bound on training tokens (default: the config's).
+        stream: where the report goes (default: stdout).
+        progress: show progress bars.
+
+    Returns:
+        The ``DemoResult``.
+
+    Raises:
+        FileExistsError: if ``out_dir`` already holds a checkpoint.
+    """
+    from tl_bilinear.data import TokenBlockStream, iter_documents, is_validation, unigram_entropy
+    from tl_bilinear.model import load
+    from tl_bilinear.train.loop import VAL_FRACTION
+
+    stream = stream or sys.stdout
+    start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    out = Path(out_dir)
+    extra = {"total_tokens": max_tokens} if max_tokens else {}
+    cfg = demo_config(out, small=small, preset=preset, progress=progress, **extra)
+
+    trainer = Trainer(cfg)  # trains the tokenizer into out/tokenizer
+    seconds["tokenizer"] = time.perf_counter() - start
+    if not small:
+        t0 = time.perf_counter()
+        tok_s = measure_tokens_per_s(cfg)
+        seconds["calibration"] = time.perf_counter() - t0
+        train_budget = max(30.0, minutes * 60 - (time.perf_counter() - start) - 60.0)
+        budget_tokens = int(tok_s * train_budget)
+        if budget_tokens < cfg.total_tokens:
+            cfg = TrainConfig(**{**cfg.to_json(), "total_tokens": max(budget_tokens, 10 * cfg.tokens_per_step)})
+            trainer = Trainer(cfg, tokenizer=trainer.tokenizer)
+        stream.write(
+            f"throughput {tok_s:,.0f} tokens/s -> training on {cfg.max_steps * cfg.tokens_per_step:,} tokens "
+            f"({cfg.max_steps} steps of {cfg.tokens_per_step}) in about {train_budget / 60:.1f} min\n"
+        )
+        stream.flush()
+    t0 = time.perf_counter()
+    result = trainer.run()
+    seconds["train"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model = load(out)
+    n_ctx, d_vocab = model.cfg.n_ctx, model.cfg.d_vocab
+    val_stream = TokenBlockStream("builtin", model.tokenizer, n_ctx, split="validation", val_fraction=VAL_FRACTION)
+    entropy = unigram_entropy(val_stream, d_vocab, max_tokens=200_000)
+    seconds["entropy"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    samples = []
+    for prompt in PROMPTS:
+        text = model.generate(prompt, max_new_tokens=80 if not small else 20, temperature=0.7, verbose=False)
+        samples.append(text.replace("<|endoftext|>", "").strip())
+    seconds["samples"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    held_out = [d for i, d in enumerate(itertools.islice(iter_documents("builtin"), 5000)) if is_validation(i, VAL_FRACTION)]
+    analysis = analyse(model, model.cfg.n_layers - 1, held_out, out)
+    seconds["analysis"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - start
+
+    demo = DemoResult(
+        out_dir=str(out), preset=cfg.preset, tokens=result.tokens, steps=result.step, train_seconds=seconds["train"],
+        tokens_per_s=result.tokens / max(result.elapsed_s, 1e-9), val_loss=float(result.val_loss),
+        unigram_entropy=entropy, samples=samples, seconds=seconds, **analysis,
+    )  # fmt: skip
+    (out / "demo_summary.json").write_text(json.dumps(asdict(demo), indent=2))
+    _report(demo, stream)
+    return demo
+
+
+def _report(demo: DemoResult, stream: TextIO) -> None:
+    w = stream.write
+    w("\n=== sample stories (temperature 0.7) ===\n")
+    for text in demo.samples:
+        w(f"- {text}\n")
+    w("\n=== it learns ===\n")
+    w(f"validation loss       {demo.val_loss:.3f} nats/token (perplexity {math.exp(demo.val_loss):.1f})\n")
+    w(f"unigram entropy       {demo.unigram_entropy:.3f} nats/token (a context-free model's best)\n")
+    w(f"trained on            {demo.tokens:,} tokens, {demo.steps} steps, {demo.tokens_per_s:,.0f} tokens/s\n")
+    w("\n=== weight-based analysis ===\n")
+    w(f"spectra of {', '.join(repr(x) for x in demo.words)}: {demo.spectra_png}\n")
+    for word, values in demo.top_eigenvalues.items():
+        w(f"  top |λ| of W_U[{word!r}]: {', '.join(f'{v:+.4f}' for v in values)}\n")
+    w(
+        f"identity u·hook_mlp_out == Σλ(v·x)²: max |error| {demo.identity_max_abs_error:.2e} "
+        f"(values up to {demo.identity_max_abs_value:.2f})\n"
+    )
+    w("\ntimes: " + ", ".join(f"{k} {v:.0f}s" for k, v in demo.seconds.items()) + "\n")
+    w(f"checkpoint: {demo.out_dir}/checkpoint   (tl_bilinear.load({demo.out_dir!r}))\n")
+    stream.flush()
