@@ -89,7 +89,7 @@ def bilinear_matvec(
 # residual norm β_s of the Lanczos step (not part of T).
 
 
-def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 16) -> Tensor:
+def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 20) -> Tensor:
     """Eigenvalues of rank ``ranks`` [B, K] (0 = smallest) of each T, by multisection.
 
     Sturm counts in float32 to ``bits`` bits of the Gershgorin width ( inverse iteration
@@ -106,7 +106,7 @@ def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 16) ->
     pad = 1e-6 * (hi - lo).abs() + 1e-30
     lo, hi = (lo - pad)[:, None].expand(B, K).contiguous(), (hi + pad)[:, None].expand(B, K).contiguous()
     M = 1
-    while 2 * (M + 1) * B * K <= 2**16 and M < 255:
+    while 2 * (M + 1) * B * K <= 2**14 and M < 255:  # per-op tensors small: op overhead dominates
         M = 2 * M + 1
     frac = torch.arange(1, M + 1, dtype=a.dtype, device=a.device) / (M + 1)  # [M]
     q = torch.empty(s, B, K * M, dtype=a.dtype, device=a.device)
@@ -116,7 +116,7 @@ def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 16) ->
         torch.sub(aT, probes.view(1, B, K * M), out=q)  # q_i = (α_i - x) - β_{i-1}² / q_{i-1}
         for i in range(1, s):
             q[i].addcdiv_(b2[i - 1], q[i - 1], value=-1)
-        below = q.lt(0).to(torch.int32).sum(0, dtype=torch.int32).view(B, K, M)  # eigenvalues < probe
+        below = q.lt(0).view(torch.uint8).sum(0, dtype=torch.int32).view(B, K, M)  # eigenvalues < probe
         t = (below <= ranks[:, :, None]).sum(2, keepdim=True)  # probes left of the wanted one
         edges = torch.cat([lo[:, :, None], probes, hi[:, :, None]], 2)
         lo, hi = edges.gather(2, t)[..., 0], edges.gather(2, t + 1)[..., 0]
@@ -133,29 +133,34 @@ def _tridiag_apply(alpha: Tensor, beta: Tensor, Y: Tensor) -> Tensor:
 
 
 def _inverse_iteration(alpha: Tensor, beta: Tensor, theta: Tensor, iters: int = 3) -> Tensor:
-    """Unit eigenvectors Y [B, s, K] of T for the eigenvalue estimates theta [B, K]."""
+    """Unit eigenvectors Y [B, s, K] of T for the eigenvalue estimates theta [B, K].
+
+    Inverse iteration through ``T - θ I = L D Lᵀ`` (no pivoting: a tiny pivot only makes
+    its component large, which is the point; the caller's residuals catch any failure),
+    from random start vectors, so that shifts inside a cluster give independent vectors.
+    """
     B, s = alpha.shape
-    tiny = torch.finfo(alpha.dtype).tiny
-    pivmin = (alpha.abs().amax(1, keepdim=True) + beta.abs().amax(1, keepdim=True)) * 1e-300 + tiny
-    # L D Lᵀ of (T - θ I): d_i = α_i - θ - β_{i-1} l_{i-1}, l_i = β_i / d_i
-    dg = torch.empty(s, B, theta.shape[1], dtype=alpha.dtype, device=alpha.device)
-    ell = torch.empty(max(s - 1, 0), B, theta.shape[1], dtype=alpha.dtype, device=alpha.device)
-    aT, bT = alpha.T[:, :, None], beta.T[:, :, None]
-    for i in range(s):
-        dg[i] = aT[i] - theta if i == 0 else aT[i] - theta - bT[i - 1] * ell[i - 1]
-        dg[i] = torch.where(dg[i] == 0, pivmin, dg[i])
-        if i < s - 1:
-            ell[i] = bT[i] / dg[i]
+    K = theta.shape[1]
     gen = torch.Generator(device=alpha.device).manual_seed(1234)
-    y = torch.rand(s, B, theta.shape[1], generator=gen, dtype=alpha.dtype, device=alpha.device) + 0.5
+    rand = lambda *shape: torch.rand(*shape, generator=gen, dtype=alpha.dtype, device=alpha.device)  # noqa: E731
+    scale = alpha.abs().amax(1, keepdim=True) + beta.abs().amax(1, keepdim=True) + torch.finfo(alpha.dtype).tiny
+    theta = theta + (rand(1, K) - 0.5) * 1e-13 * scale  # no exactly singular pivots for exact-zero T entries
+    b = beta[:, : s - 1].T[:, :, None]  # [s-1, B, 1]
+    b2 = b.square()
+    dg = alpha.T[:, :, None] - theta  # [s, B, K]: pivots d_i = (α_i - θ) - β_{i-1}² / d_{i-1}
+    for i in range(1, s):
+        dg[i].addcdiv_(b2[i - 1], dg[i - 1], value=-1)
+    ell = b / dg[: s - 1]  # l_i = β_i / d_i
+    y = (rand(s, 1, K) + 0.5).expand(s, B, K).contiguous()  # independent starts for the K shifts
     for _ in range(iters):
         for i in range(1, s):  # L u = y
-            y[i] -= ell[i - 1] * y[i - 1]
-        y /= dg  # D
-        for i in range(s - 2, -1, -1):  # Lᵀ y = u
-            y[i] -= ell[i] * y[i + 1]
-        y /= y.norm(dim=0, keepdim=True).clamp_min(tiny)
-    return y.permute(1, 0, 2)  # [B, s, K]
+            y[i].addcmul_(ell[i - 1], y[i - 1], value=-1)
+        y /= dg
+        for i in range(s - 2, -1, -1):  # Lᵀ y = D⁻¹ u
+            y[i].addcmul_(ell[i], y[i + 1], value=-1)
+        y /= y.abs().amax(0, keepdim=True)  # keeps the next sweep finite
+    y = y.nan_to_num_(0.0)
+    return (y / y.norm(dim=0, keepdim=True).clamp_min(torch.finfo(y.dtype).tiny)).permute(1, 0, 2)
 
 
 def _ritz(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool = False) -> tuple[Tensor, Tensor, Tensor]:
@@ -243,8 +248,8 @@ _BREAKDOWN = 32
 
 
 def default_steps(k: int, d: int) -> int:
-    """The Krylov dimension of the first convergence check: ``min(d, max(2k + 32, 64))``."""
-    return min(d, max(2 * k + 32, 64))
+    """The Krylov dimension of the first convergence check: ``min(d, max(2k, 32))``."""
+    return min(d, max(2 * k, 32))
 
 
 def lanczos_topk(
@@ -278,7 +283,8 @@ def lanczos_topk(
         tol: relative residual tolerance: converged means ``||Q v - θ v|| <= tol max|θ|``
             for each of the k pairs (default 1e-5 in float32, 1e-9 in float64).
         seed: seed of the random start vectors.
-        check_every: steps between convergence checks (default ``max(8, steps // 4)``).
+        check_every: steps between convergence checks (default: predicted from how
+            fast the residuals fell since the previous check).
 
     Returns:
         eigenvalues [n, k] sorted by |λ| descending; eigenvectors [n, k, d], unit norm;
@@ -301,8 +307,7 @@ def lanczos_topk(
     tol = DEFAULT_TOL[dtype] if tol is None else tol
     if not tol > 0:
         raise ValueError(f"tol={tol} must be positive")
-    check_every = max(8, steps // 4) if check_every is None else check_every
-    if check_every < 1:
+    if check_every is not None and check_every < 1:
         raise ValueError(f"check_every={check_every} must be >= 1")
     device = torch.device("cpu") if device is None else torch.device(device)
     values = torch.zeros(n, k, dtype=dtype, device=device)
@@ -316,16 +321,15 @@ def lanczos_topk(
     V[:, 0] = _random_unit(n, d, None, gen, V)
     zeros = torch.zeros(n, max_steps, dtype=dtype, device=device)
     batch = _Batch(torch.arange(n, device=device), V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=device))
-    j, check = 0, steps
+    j, check, history = 0, steps, None
     while True:
         _step(batch, matvec, j, last=j + 1 == max_steps, gen=gen)
         j += 1
         if j < check:
             continue
         theta, _, res = _ritz(batch.alpha[:, :j], batch.beta[:, :j], k)
-        done = (res <= tol * theta[:, :1].abs()).all(1)
-        if j == max_steps:
-            done[:] = True
+        ratio = (res / (tol * theta[:, :1].abs())).amax(1).nan_to_num(0.0)  # <= 1: converged
+        done = (ratio <= 1) | (j == max_steps)
         logger.debug("lanczos: %d steps, %d of %d directions converged", j, int(done.sum()), len(done))
         if done.any():
             rows = done.nonzero()[:, 0]
@@ -337,5 +341,17 @@ def lanczos_topk(
             converged[out] = (res <= tol * theta[:, :1].abs()).all(1)
         if done.all():
             return values, vectors, converged
-        check = min(max_steps, j + check_every)
-        batch = batch.keep((~done).nonzero()[:, 0], j, check + 1)
+        keep = (~done).nonzero()[:, 0]
+        log_ratio = ratio[keep].double().log()
+        if check_every is not None:
+            gap = check_every
+        else:  # predict from the residuals' decay since the last check; take an early quantile
+            gap = max(8, j // 4)
+            if history is not None:
+                rate = (history[1][keep] - log_ratio) / (j - history[0])
+                if (rate > 0).any():
+                    predicted = (log_ratio / rate.clamp_min(1e-3)).quantile(0.25).item()
+                    gap = int(min(max(predicted, 4, j // 16), max(8, j // 4)) + 0.5)
+        history = (j, log_ratio)
+        check = min(max_steps, j + gap)
+        batch = batch.keep(keep, j, check + 1)
