@@ -102,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
                              k=args.k, n_contexts=args.contexts, max_batches=args.max_batches)
     path = report.save(args.out)
     logger.info("wrote %s", path)
-    sys.stderr.write(f"wrote {path}\n")
     return 0
 
 
@@ -111,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tl-bilinear")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["analyze", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
     except (ValueError, IndexError, FileNotFoundError) as error:
