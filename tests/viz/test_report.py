@@ -77,3 +77,15 @@ def test_analyze_command_bad_input(checkpoint, tmp_path, capsys, args, message):
         analyze_main([str(checkpoint), *args, "--out", str(tmp_path / "r.html"), "--dataset", "none"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_tl_bilinear_command_dispatches_analyze(checkpoint, tmp_path, capsys):
+    from tl_bilinear.cli import main as tl_bilinear_main
+
+    out = tmp_path / "r.html"
+    assert tl_bilinear_main(["analyze", str(checkpoint), "--layer", "1", "--token", " happy", "--dataset", "none",
+                             "--out", str(out)]) == 0
+    assert "<h2>Spectrum</h2>" in out.read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):
+        tl_bilinear_main(["analyze", str(checkpoint), "--layer", "-1", "--token", " happy", "--out", str(out)])
+    assert "tl-bilinear analyze: error: --layer -1 is out of range" in capsys.readouterr().err
