@@ -71,13 +71,17 @@ def bilinear_matvec(
         )
     dtype = torch.promote_types(torch.promote_types(W_gate.dtype, W_in.dtype), C.dtype)
     m = W_gate.shape[1]
-    W_up = torch.cat([W_in, W_gate], dim=1).to(dtype)  # [d, 2m]
-    W_down = (torch.cat([W_gate, W_in], dim=1).to(dtype) / 2).T.contiguous()  # [2m, d]
-    C = C.to(dtype)
+    W_gate, W_in, C = W_gate.detach().to(dtype), W_in.detach().to(dtype), C.detach().to(dtype)
+    W_up = torch.cat([W_in, W_gate], dim=1)  # [d, 2m]
+    W_down = (torch.cat([W_gate, W_in], dim=1) / 2).T.contiguous()  # [2m, d]
+
+    gathered: list = [None, -1, None]  # the last index, its version, its rows of C (Lanczos reuses them)
 
     def matvec(V: Tensor, index: Tensor) -> Tensor:
+        if gathered[0] is not index or gathered[1] != index._version:
+            gathered[:] = index, index._version, C.index_select(0, index)[:, None, :]
         hidden = V.to(dtype) @ W_up  # [n_sub, 2m]: (W_inᵀ v, W_gateᵀ v)
-        hidden.view(len(V), 2, m).mul_(C.index_select(0, index)[:, None, :])
+        hidden.view(len(V), 2, m).mul_(gathered[2])
         return hidden @ W_down  # ½ (W_gate (c ⊙ W_inᵀ v) + W_in (c ⊙ W_gateᵀ v))
 
     return matvec
@@ -252,6 +256,7 @@ def default_steps(k: int, d: int) -> int:
     return min(d, max(2 * k, 32))
 
 
+@torch.no_grad()
 def lanczos_topk(
     matvec: MatVec,
     n: int,
