@@ -4,6 +4,8 @@ For an output direction u, a bilinear MLP's output along u is exactly ``xᵀ Q(u
 (plus a bias constant), and ``Q = Σ λ_i v_i v_iᵀ`` turns it into ``Σ λ_i (v_i · x)²``.
 """
 
+from tl_bilinear.analysis.activations import EigenActivations, eigen_activations
+from tl_bilinear.analysis.direct_path import DirectPathTokens, direct_path_inputs, direct_path_tokens
 from tl_bilinear.analysis.directions import (
     as_directions,
     contrast_directions,
@@ -15,16 +17,24 @@ from tl_bilinear.analysis.eigen import Eigendecomposition, eigendecompose, spect
 from tl_bilinear.analysis.inputs import mlp_input, mlp_input_hook_names
 from tl_bilinear.analysis.interaction import interaction_matrices
 from tl_bilinear.analysis.metrics import HOSVD, effective_rank, hosvd, topk_mass
+from tl_bilinear.analysis.topk import DatasetTopContexts, TopContexts, top_activating_contexts
 from tl_bilinear.analysis.weights import BilinearWeights, bilinear_weights
 
 __all__ = [
     "BilinearWeights",
+    "DatasetTopContexts",
+    "DirectPathTokens",
+    "EigenActivations",
     "Eigendecomposition",
     "HOSVD",
+    "TopContexts",
     "as_directions",
     "bilinear_weights",
     "contrast_directions",
+    "direct_path_inputs",
+    "direct_path_tokens",
     "effective_rank",
+    "eigen_activations",
     "eigendecompose",
     "hosvd",
     "interaction_matrices",
@@ -33,6 +43,7 @@ __all__ = [
     "mlp_input_hook_names",
     "spectrum",
     "token_ids",
+    "top_activating_contexts",
     "topk_mass",
     "unembed_directions",
 ]
