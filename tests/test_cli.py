@@ -1,0 +1,83 @@
+"""``tl-bilinear`` end to end, as a user runs it (subprocesses, tiny settings)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tl_bilinear import cli
+
+TINY = ["--preset", "ts-micro", "--set", "d_vocab=320", "--set", "n_ctx=32", "--set", "d_model=32",
+        "--set", "n_heads=2", "--batch-size", "4", "--tokens", "768", "--eval-every", "3", "--eval-batches", "2",
+        "--device", "cpu", "--threads", "1", "--no-progress", "--warmup", "2", "--lr", "3e-3", "--log-every", "1"]  # fmt: skip
+
+
+def tl(*args, check=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "tl_bilinear.cli", *map(str, args)], capture_output=True, text=True, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tokenizer and a 6-step training run, both made with the CLI."""
+    root = tmp_path_factory.mktemp("cli")
+    out = tl("tokenizer", "--out", root / "tok", "--vocab-size", 320, "--docs", 300)
+    assert "320-token tokenizer" in out.stdout
+    out = tl("train", "--out", root / "run", "--tokenizer", root / "tok", *TINY)
+    assert "done: step 6/6" in out.stdout and "val loss" in out.stdout
+    return root / "run"
+
+
+def test_train_writes_checkpoint_metrics_and_resume_refuses_other_config(run_dir):
+    assert (run_dir / "checkpoint" / "model.safetensors").is_file()
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 6
+    bad = tl("train", "--out", run_dir, "--resume", "--lr", "1e-2", check=False)
+    assert bad.returncode == 2 and "lr: saved 0.003, now 0.01" in bad.stderr
+    again = tl("train", "--out", run_dir, "--tokenizer", run_dir.parent / "tok", *TINY, check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    done = tl("train", "--out", run_dir, "--resume")  # the saved config; already finished
+    assert "step 6/6" in done.stdout
+
+
+def test_info_and_generate(run_dir):
+    info = json.loads(tl("info", run_dir, "--json").stdout)
+    assert info["preset"] == "ts-micro" and info["step"] == 6 and info["model"]["act_fn"] == "bilinear"
+    params = info["parameters"]
+    assert params["unembed"] == params["embed"] == 32 * 320 and params["mlp"] == 3 * 32 * 128
+    text = tl("info", run_dir).stdout
+    assert "total (weights)" in text and "val loss" in text
+    out = tl("generate", run_dir, "--prompt", "once upon a time", "-n", 2, "--max-new-tokens", 5).stdout
+    samples = [s for s in out.split("\n\n") if s.strip()]
+    assert len(samples) == 2 and all(s.startswith("once upon a time") for s in samples)
+
+
+def test_bad_input_is_one_clear_line():
+    missing = tl("generate", "/nonexistent/run", check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    preset = tl("train", "--out", "/tmp/unused", "--preset", "ts-huge", check=False)
+    assert preset.returncode == 2 and "unknown preset 'ts-huge'" in preset.stderr
+    data = tl("train", "--out", "/tmp/unused", "--data", "/nonexistent/corpus.txt", check=False)
+    assert data.returncode == 2 and "/nonexistent/corpus.txt" in data.stderr
+
+
+def test_parse_count_and_registry():
+    assert cli.parse_count("2M") == 2_000_000 and cli.parse_count("500k") == 500_000 and cli.parse_count("1e6") == 10**6
+    with pytest.raises(Exception, match="not a count"):
+        cli.parse_count("lots")
+    names = [a.dest for a in cli.build_parser()._subparsers._group_actions[0]._choices_actions]
+    assert {"train", "tokenizer", "generate", "info", "demo", "analyze"} <= set(names)
+
+
+def test_demo_small_end_to_end(tmp_path):
+    out = tl("demo", "--out", tmp_path / "demo", "--small", "--no-progress")
+    assert "validation loss" in out.stdout and "unigram entropy" in out.stdout and "identity" in out.stdout
+    summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
+    assert summary["val_loss"] < summary["unigram_entropy"]
+    assert summary["identity_max_abs_error"] < 1e-3 * max(1.0, summary["identity_max_abs_value"])
+    assert (tmp_path / "demo" / "spectra.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(summary["words"]) >= 2
