@@ -190,6 +190,10 @@ def test_subset_continuation_matches_one_long_run():
     assert torch.allclose(values, long_values, atol=2e-5 * values.abs().max())
     cos = (vectors * long_vectors).sum(2).abs()
     assert (cos > 0.999).all()
+    # memory-bounded batches of directions give the same answer
+    chunked = lanczos_topk(explicit_matvec(Q), 12, 72, 4, steps=12, check_every=4, batch_size=5)
+    assert chunked[2].all()
+    assert torch.allclose(chunked[0], values, atol=2e-5 * values.abs().max())
 
 
 def test_sizes_and_edge_cases():
@@ -220,6 +224,8 @@ def test_sizes_and_edge_cases():
         (dict(k=3, steps=2), "steps"),
         (dict(k=3, tol=0.0), "tol"),
         (dict(k=3, dtype=torch.float16), "dtype"),
+        (dict(k=3, batch_size=0), "batch_size"),
+        (dict(k=3, check_every=0), "check_every"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

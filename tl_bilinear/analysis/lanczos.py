@@ -2,28 +2,31 @@
 
 One Lanczos run per matrix, all in lockstep: every step is one batched matvec (for a
 bilinear layer two GEMMs through ``W_gate``, ``diag(c)`` and ``W_in``; Q is never
-formed), a three-term update and one full reorthogonalisation pass against the stored
-basis (batched vector-matrix products, the layout that streams the basis once).
+formed), the three-term update, and one full reorthogonalisation pass against the
+stored basis (two batched vector-matrix products, the layouts that stream the basis at
+memory speed; after the local three-term update one pass keeps the basis orthogonal to
+a few float32 ulps).
 
-Every ``check_every`` steps the tridiagonal matrices T get their extreme Ritz values
-by batched Sturm bisection and their Ritz vectors by inverse iteration (all in torch,
-float64, vectorised over matrices: a dense ``eigh`` of a thousand 96 x 96 matrices
-costs longer than the Lanczos steps themselves). A direction has converged when each
-of its top-k Ritz pairs (by |θ|) has residual
+At each convergence check the tridiagonal matrices T get their extreme Ritz values by
+batched Sturm multisection and their Ritz vectors by inverse iteration, vectorised over
+matrices in torch (a dense ``eigh`` of a thousand 100 x 100 matrices costs more than
+the Lanczos steps). A direction has converged when each of its top-k Ritz pairs (by
+|θ|) has
 
     ||Q x - θ x||² = ||T y - θ y||² + (β_s y_s)²  <=  (tol · max|θ|)²
 
-(x = V y; the first term is zero for an exact eigenvector of T, the second is the
-classical Lanczos estimate). Converged directions leave the batch; the rest continue
-their own Krylov bases (``matvec`` gets the index of the directions still running),
-up to ``max_steps``. A Krylov space that becomes invariant (β ≈ 0, e.g. a
-rank-deficient Q) restarts from a random vector orthogonal to the basis.
+(x = V y: the exact residual for an orthonormal basis V; the second term is the
+classical Lanczos estimate, the first is zero for an exact eigenvector of T). Converged
+directions leave the batch; the rest continue their own Krylov bases (``matvec`` gets
+the index of the directions still running) up to ``max_steps``, with the next check
+predicted from how fast the residuals fell. A Krylov space that becomes invariant
+(β ≈ 0, e.g. a rank-deficient Q) restarts from a random vector orthogonal to the basis.
 
-Limitation: one start vector sees one vector of each eigenspace, so an eigenvalue of
-exact multiplicity > 1 inside the top k is found once until a restart (after the
-Krylov space is exhausted) finds the rest. Exact multiplicities do not occur for Q of
-real or random weights, except the zero eigenvalue of a rank-deficient Q, which the
-restarts handle.
+Limitation: in exact arithmetic one start vector sees one vector per eigenspace. The
+other copies of a repeated eigenvalue enter through rounding and are found when they
+stand apart from the rest of the spectrum (tested), or after a restart; this is not
+guaranteed for a repeated eigenvalue inside a dense part of the spectrum. Q of real or
+random weights has no repeated eigenvalues except zero, which the restarts handle.
 """
 
 from __future__ import annotations
@@ -256,6 +259,49 @@ def default_steps(k: int, d: int) -> int:
     return min(d, max(2 * k, 32))
 
 
+def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, steps: int, max_steps: int,
+         tol: float, check_every: int | None, gen: torch.Generator, out: tuple[Tensor, Tensor, Tensor]) -> None:
+    """Lanczos for the matrices ``index`` until each converges or reaches max_steps."""
+    values, vectors, converged = out
+    n = len(index)
+    V = torch.empty(n, steps + 1, d, dtype=dtype, device=index.device)
+    V[:, 0] = _random_unit(n, d, None, gen, V)
+    zeros = torch.zeros(n, max_steps, dtype=dtype, device=index.device)
+    batch = _Batch(index, V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=index.device))
+    j, check, history = 0, steps, None
+    while True:
+        _step(batch, matvec, j, last=j + 1 == max_steps, gen=gen)
+        j += 1
+        if j < check:
+            continue
+        theta, _, res = _ritz(batch.alpha[:, :j], batch.beta[:, :j], k)
+        ratio = (res / (tol * theta[:, :1].abs())).masked_fill(res == 0, 0).amax(1)  # <= 1: converged
+        done = (ratio <= 1) | (j == max_steps)
+        logger.debug("lanczos: %d steps, %d of %d directions converged", j, int(done.sum()), len(done))
+        if done.any():
+            rows = done.nonzero()[:, 0]
+            theta, Y, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k, rayleigh_ritz=True)
+            X = torch.bmm(Y.mT.to(dtype), batch.V[rows, :j])  # [r, k, d]
+            i = batch.index[rows]
+            values[i] = theta.to(dtype)
+            vectors[i] = X / X.norm(dim=2, keepdim=True)
+            converged[i] = (res <= tol * theta[:, :1].abs()).all(1)
+        if done.all():
+            return
+        keep = (~done).nonzero()[:, 0]
+        log_ratio = ratio[keep].log()
+        gap = max(8, j // 4) if check_every is None else check_every
+        if check_every is None and history is not None:  # predict from the residuals' decay
+            rate = (history[1][keep] - log_ratio) / (j - history[0])
+            usable = torch.isfinite(log_ratio) & torch.isfinite(rate) & (rate > 0)
+            if usable.any():
+                predicted = (log_ratio[usable] / rate[usable].clamp_min(1e-3)).quantile(0.25).item()
+                gap = int(min(max(predicted, 4, j // 16), max(8, j // 4)) + 0.5)
+        history = (j, log_ratio)
+        check = min(max_steps, j + gap)
+        batch = batch.keep(keep, j, check + 1)
+
+
 @torch.no_grad()
 def lanczos_topk(
     matvec: MatVec,
@@ -270,6 +316,7 @@ def lanczos_topk(
     tol: float | None = None,
     seed: int = 0,
     check_every: int | None = None,
+    batch_size: int | None = None,
 ) -> tuple[Float[Tensor, "n k"], Float[Tensor, "n k d"], Bool[Tensor, "n"]]:
     """The k eigenpairs of largest |λ| of n symmetric d x d matrices, given only matvecs.
 
@@ -286,10 +333,12 @@ def lanczos_topk(
         max_steps: Krylov dimension at which the remaining directions stop (default d,
             where Lanczos is exact).
         tol: relative residual tolerance: converged means ``||Q v - θ v|| <= tol max|θ|``
-            for each of the k pairs (default 1e-5 in float32, 1e-9 in float64).
+            for each of the k pairs, which bounds each eigenvalue's error by
+            ``tol max|θ|`` (default 1e-5 in float32, 1e-9 in float64).
         seed: seed of the random start vectors.
         check_every: steps between convergence checks (default: predicted from how
             fast the residuals fell since the previous check).
+        batch_size: matrices run together (default: a Krylov basis of about 1 GiB).
 
     Returns:
         eigenvalues [n, k] sorted by |λ| descending; eigenvectors [n, k, d], unit norm;
@@ -297,7 +346,8 @@ def lanczos_topk(
         are then the best approximations found, not to be trusted).
 
     Raises:
-        ValueError: if k, steps, max_steps, tol or dtype are out of range.
+        ValueError: if k, steps, max_steps, tol, check_every, batch_size or dtype are
+            out of range.
     """
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype={dtype} must be torch.float32 or torch.float64")
@@ -314,49 +364,18 @@ def lanczos_topk(
         raise ValueError(f"tol={tol} must be positive")
     if check_every is not None and check_every < 1:
         raise ValueError(f"check_every={check_every} must be >= 1")
+    itemsize = torch.finfo(dtype).bits // 8
+    if batch_size is None:
+        batch_size = max(1, 2**30 // (d * itemsize * min(max_steps + 1, 4 * steps)))
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
     device = torch.device("cpu") if device is None else torch.device(device)
     values = torch.zeros(n, k, dtype=dtype, device=device)
     vectors = torch.zeros(n, k, d, dtype=dtype, device=device)
-    converged = torch.zeros(n, dtype=torch.bool, device=device)
-    if n == 0 or k == 0:
-        return values, vectors, converged.fill_(True)
-
+    converged = torch.ones(n, dtype=torch.bool, device=device)
+    if k == 0:
+        return values, vectors, converged
     gen = torch.Generator(device=device).manual_seed(seed)
-    V = torch.empty(n, steps + 1, d, dtype=dtype, device=device)
-    V[:, 0] = _random_unit(n, d, None, gen, V)
-    zeros = torch.zeros(n, max_steps, dtype=dtype, device=device)
-    batch = _Batch(torch.arange(n, device=device), V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=device))
-    j, check, history = 0, steps, None
-    while True:
-        _step(batch, matvec, j, last=j + 1 == max_steps, gen=gen)
-        j += 1
-        if j < check:
-            continue
-        theta, _, res = _ritz(batch.alpha[:, :j], batch.beta[:, :j], k)
-        ratio = (res / (tol * theta[:, :1].abs())).amax(1).nan_to_num(0.0)  # <= 1: converged
-        done = (ratio <= 1) | (j == max_steps)
-        logger.debug("lanczos: %d steps, %d of %d directions converged", j, int(done.sum()), len(done))
-        if done.any():
-            rows = done.nonzero()[:, 0]
-            theta, Y, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k, rayleigh_ritz=True)
-            X = torch.bmm(Y.mT.to(dtype), batch.V[rows, :j])  # [r, k, d]
-            out = batch.index[rows]
-            values[out] = theta.to(dtype)
-            vectors[out] = X / X.norm(dim=2, keepdim=True)
-            converged[out] = (res <= tol * theta[:, :1].abs()).all(1)
-        if done.all():
-            return values, vectors, converged
-        keep = (~done).nonzero()[:, 0]
-        log_ratio = ratio[keep].double().log()
-        if check_every is not None:
-            gap = check_every
-        else:  # predict from the residuals' decay since the last check; take an early quantile
-            gap = max(8, j // 4)
-            if history is not None:
-                rate = (history[1][keep] - log_ratio) / (j - history[0])
-                if (rate > 0).any():
-                    predicted = (log_ratio / rate.clamp_min(1e-3)).quantile(0.25).item()
-                    gap = int(min(max(predicted, 4, j // 16), max(8, j // 4)) + 0.5)
-        history = (j, log_ratio)
-        check = min(max_steps, j + gap)
-        batch = batch.keep(keep, j, check + 1)
+    for index in torch.arange(n, device=device).split(batch_size):
+        _run(matvec, index, d, k, dtype, steps, max_steps, tol, check_every, gen, (values, vectors, converged))
+    return values, vectors, converged
