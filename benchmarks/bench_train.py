@@ -26,7 +26,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import tl_bilinear
 from tl_bilinear.train import TrainConfig, Trainer
 
 

@@ -106,6 +106,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--wandb-project", help="also log to this wandb project (needs wandb)")
+    p.add_argument("--baseline", choices=["bilinear", "reglu", "geglu", "swiglu", "mlp-gelu"],
+                   help="the paper's App. I baselines at matched parameters (see tl_bilinear.train.baselines)")
     p.add_argument("--act-fn", help="MLP activation: bilinear (default), relu, gelu, silu, ...")
     p.add_argument("--ungated", action="store_true", help="an ungated MLP (baselines; see --d-mlp)")
     p.add_argument("--d-mlp", type=int, help="MLP width")
@@ -142,6 +144,10 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
             fields[name] = value
     overrides = dict(fields.get("model_overrides") or {})
     overrides.update(dict(args.set))
+    if args.baseline:
+        from tl_bilinear.train import baseline_overrides
+
+        overrides = baseline_overrides(args.baseline, fields.get("preset", TrainConfig.preset), **overrides)
     if args.act_fn:
         overrides["act_fn"] = args.act_fn
     if args.ungated:

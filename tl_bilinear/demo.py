@@ -95,7 +95,7 @@ def measure_tokens_per_s(cfg: TrainConfig, steps: int = 3) -> float:
 
     Args:
         cfg: the training settings.
-        steps: timed steps (after one warm-up step).
+        steps: timed steps (after two warm-up steps).
 
     Returns:
         Training tokens per second.
@@ -118,7 +118,8 @@ def measure_tokens_per_s(cfg: TrainConfig, steps: int = 3) -> float:
         probe = TrainConfig(**{**cfg.to_json(), "out_dir": tmp, "tokenizer": None, "progress": False})
         trainer = Trainer(probe, stream_factory=lambda *a: Random())
         batches = trainer._batches()
-        trainer.train_step(batches)
+        for _ in range(2):  # warm-up: allocations, autocast weight casts
+            trainer.train_step(batches)
         start = time.perf_counter()
         for _ in range(steps):
             trainer.train_step(batches)

@@ -10,7 +10,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from transformer_lens import HookedTransformer
 
 from tl_bilinear.model import (
     RUN_CHECKPOINT,
-    TOKENIZER_DIR,
     WEIGHTS_FILE,
     atomic_directory,
     make_model,
@@ -36,22 +35,24 @@ from tl_bilinear.model import (
 from tl_bilinear.train import distributed
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.optim import lr_at, make_optimizer
-from tl_bilinear.train.state import optimizer_from_files, read_state, rng_from_files, write_state
+from tl_bilinear.train.setup import (  # noqa: F401 (re-exported)
+    VAL_FRACTION,
+    ResumeMismatch,
+    StreamFactory,
+    check_resume,
+    check_vocab,
+    default_streams,
+    prepare_tokenizer,
+    wandb_init,
+)
+from tl_bilinear.train.state import optimizer_from_files, rng_from_files, write_state
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
-#: Fraction of documents held out for validation (the tokenizer never sees them).
-VAL_FRACTION = 0.01
-#: ``stream_factory(split, rank, world_size)`` -> a token-block stream (see ``Trainer``).
-StreamFactory = Callable[[str, int, int], Any]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class ResumeMismatch(ValueError):
-    """``resume`` was asked for a run directory written with a different config."""
 
 
 @dataclass
@@ -79,20 +80,6 @@ def lm_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "bat
         The scalar loss.
     """
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
-
-
-def _default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
-    from tl_bilinear.data import TokenBlockStream
-
-    n_ctx = cfg.model_config().n_ctx
-
-    def factory(split: str, rank: int, world_size: int) -> Any:
-        return TokenBlockStream(
-            cfg.data, tokenizer, n_ctx, split=split, rank=rank, world_size=world_size, seed=cfg.seed,
-            val_fraction=VAL_FRACTION, repeat=split == "train",
-        )
-
-    return factory
 
 
 class Trainer:
@@ -129,12 +116,12 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / RUN_CHECKPOINT
-        saved = self._check_resume(resume)
+        saved = check_resume(cfg, self.info.world_size, resume)
         pretokenized = stream_factory is not None and tokenizer is None and cfg.tokenizer is None
-        self.tokenizer = tokenizer if tokenizer is not None or pretokenized else self._tokenizer(saved)
+        self.tokenizer = tokenizer if tokenizer is not None or pretokenized else prepare_tokenizer(cfg, self.info, saved is not None)
         model_cfg = cfg.model_config()
         if self.tokenizer is not None:
-            _check_vocab(self.tokenizer, model_cfg)
+            check_vocab(self.tokenizer, model_cfg)
         self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
         self.model.tokenizer = self.tokenizer
         if cfg.fast_attention:
@@ -152,7 +139,7 @@ class Trainer:
                 f"{self.info.world_size * cfg.grad_accum}"
             )
         self.micro_batch = cfg.batch_size // (self.info.world_size * cfg.grad_accum)
-        factory = stream_factory or _default_streams(cfg, self.tokenizer)
+        factory = stream_factory or default_streams(cfg, self.tokenizer)
         self.train_stream = factory("train", self.info.rank, self.info.world_size)
         self._val_factory = lambda: factory("validation", self.info.rank, self.info.world_size)
         self._val_blocks: list[Tensor] | None = None
@@ -169,61 +156,6 @@ class Trainer:
         self._stop_signal: int | None = None
 
     # ---------------------------------------------------------------- set-up helpers
-    def _check_resume(self, resume: bool) -> tuple[dict, dict] | None:
-        try:
-            directory = resolve_checkpoint(self.out_dir)
-        except FileNotFoundError:
-            directory = None
-        if directory is None:
-            if resume:
-                raise FileNotFoundError(
-                    f"resume: {str(self.out_dir)!r} holds no checkpoint to resume; drop --resume to start a new run"
-                )
-            return None
-        if not resume:
-            raise FileExistsError(
-                f"{str(self.out_dir)!r} already holds a checkpoint; pass --resume (resume=True) to continue "
-                "it, or choose another output directory"
-            )
-        meta = read_checkpoint_config(directory)
-        saved_cfg = TrainConfig.from_json({**meta["train_config"], "out_dir": self.cfg.out_dir})
-        diff = saved_cfg.differences(self.cfg)
-        if diff:
-            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
-            raise ResumeMismatch(
-                f"cannot resume {str(self.out_dir)!r}: it was trained with a different config ({listed}). "
-                "Resume with the saved settings, or start a new run in another directory."
-            )
-        tensors, state = read_state(directory)
-        if state["world_size"] != self.info.world_size:
-            raise ResumeMismatch(
-                f"cannot resume {str(self.out_dir)!r} exactly: it ran on {state['world_size']} process(es), "
-                f"this run has {self.info.world_size}; use the same number of processes"
-            )
-        return tensors, state
-
-    def _tokenizer(self, saved: tuple[dict, dict] | None) -> Any:
-        from tl_bilinear.data import load_tokenizer, train_tokenizer
-
-        if saved is not None:
-            return load_tokenizer(resolve_checkpoint(self.out_dir) / TOKENIZER_DIR)
-        if self.cfg.tokenizer is not None:
-            return load_tokenizer(self.cfg.tokenizer)
-        tok_dir = self.out_dir / TOKENIZER_DIR
-        if self.info.is_main:
-            from tl_bilinear.data import is_validation, iter_documents
-
-            docs = iter_documents(self.cfg.data, seed=self.cfg.seed)
-            train_docs = (doc for i, doc in enumerate(docs) if not is_validation(i, VAL_FRACTION))
-            vocab = self.cfg.model_config().d_vocab
-            logger.info("training a %d-token BPE tokenizer on %s", vocab, self.cfg.data)
-            train_tokenizer(
-                train_docs, vocab_size=vocab, out_dir=tok_dir, max_documents=self.cfg.tokenizer_docs,
-                show_progress=self.cfg.progress,
-            )
-        distributed.barrier(self.info)
-        return load_tokenizer(tok_dir)
-
     def _restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
         directory = resolve_checkpoint(self.out_dir)
         weights = load_file(str(directory / WEIGHTS_FILE), device=str(self.info.device))
@@ -371,7 +303,7 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old_handlers[sig] = signal.signal(sig, self._signal_handler)
         metrics = open(self.out_dir / METRICS_FILE, "a") if main else None
-        wandb_run = _wandb_init(cfg) if main and cfg.wandb_project else None
+        wandb_run = wandb_init(cfg) if main and cfg.wandb_project else None
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
         batches, loss, interrupted = self._batches(), float("nan"), False
         window_tokens, window_time = 0, 0.0
@@ -415,29 +347,6 @@ class Trainer:
             out_dir=str(self.out_dir), step=self.step, max_steps=self.max_steps, tokens=self.tokens,
             train_loss=loss, val_loss=self.val_loss, interrupted=interrupted, elapsed_s=self.elapsed,
         )  # fmt: skip
-
-
-def _check_vocab(tokenizer: Any, model_cfg: Any) -> None:
-    try:
-        from tl_bilinear.data import check_vocab
-    except ImportError:  # the data layer is optional for custom stream factories
-        check_vocab = None
-    if check_vocab is not None:
-        check_vocab(tokenizer, model_cfg)
-        return
-    if len(tokenizer) != model_cfg.d_vocab:
-        raise ValueError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's d_vocab is {model_cfg.d_vocab}; "
-            f"train a tokenizer with vocab_size={model_cfg.d_vocab} or set d_vocab={len(tokenizer)}"
-        )
-
-
-def _wandb_init(cfg: TrainConfig) -> Any:
-    try:
-        import wandb
-    except ImportError as err:
-        raise ImportError("wandb_project is set but wandb is not installed: pip install wandb") from err
-    return wandb.init(project=cfg.wandb_project, config=cfg.to_json(), dir=str(cfg.out_dir))
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResult:

@@ -1,0 +1,140 @@
+"""Setting a run up: resume checks, the tokenizer, data streams, vocabulary, wandb."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tl_bilinear.model import TOKENIZER_DIR, read_checkpoint_config, resolve_checkpoint
+from tl_bilinear.train import distributed
+from tl_bilinear.train.config import TrainConfig
+from tl_bilinear.train.state import read_state
+
+logger = logging.getLogger(__name__)
+
+#: Fraction of documents held out for validation (the tokenizer never sees them).
+VAL_FRACTION = 0.01
+#: ``stream_factory(split, rank, world_size)`` -> a token-block stream (see ``Trainer``).
+StreamFactory = Callable[[str, int, int], Any]
+
+
+class ResumeMismatch(ValueError):
+    """``resume`` was asked for a run directory written with a different config."""
+
+
+def check_resume(cfg: TrainConfig, world_size: int, resume: bool) -> tuple[dict, dict] | None:
+    """The saved training state to resume from, after checking it matches ``cfg``.
+
+    Args:
+        cfg: the new run's config (``cfg.out_dir`` is the run directory).
+        world_size: the number of processes of the new run.
+        resume: whether the caller asked to resume.
+
+    Returns:
+        ``(tensors, state)`` of ``read_state``, or ``None`` for a fresh run.
+
+    Raises:
+        FileNotFoundError: ``resume`` without a checkpoint.
+        FileExistsError: a checkpoint exists and ``resume`` is false.
+        ResumeMismatch: the saved run used another config or number of processes.
+    """
+    out_dir = Path(cfg.out_dir)
+    try:
+        directory = resolve_checkpoint(out_dir)
+    except FileNotFoundError:
+        directory = None
+    if directory is None:
+        if resume:
+            raise FileNotFoundError(
+                f"resume: {str(out_dir)!r} holds no checkpoint to resume; drop --resume to start a new run"
+            )
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"{str(out_dir)!r} already holds a checkpoint; pass --resume (resume=True) to continue "
+            "it, or choose another output directory"
+        )
+    meta = read_checkpoint_config(directory)
+    saved_cfg = TrainConfig.from_json({**meta["train_config"], "out_dir": cfg.out_dir})
+    diff = saved_cfg.differences(cfg)
+    if diff:
+        listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
+        raise ResumeMismatch(
+            f"cannot resume {str(out_dir)!r}: it was trained with a different config ({listed}). "
+            "Resume with the saved settings, or start a new run in another directory."
+        )
+    tensors, state = read_state(directory)
+    if state["world_size"] != world_size:
+        raise ResumeMismatch(
+            f"cannot resume {str(out_dir)!r} exactly: it ran on {state['world_size']} process(es), "
+            f"this run has {world_size}; use the same number of processes"
+        )
+    return tensors, state
+
+
+def prepare_tokenizer(cfg: TrainConfig, info: distributed.DistInfo, resumed: bool) -> Any:
+    """The run's tokenizer: the checkpoint's (resume), ``cfg.tokenizer``, or a new BPE one.
+
+    A new tokenizer (``d_vocab`` entries) is trained by rank 0 on the first
+    ``cfg.tokenizer_docs`` training documents (never validation ones) and saved in
+    ``out_dir/tokenizer``; the other ranks wait and load it.
+
+    Returns:
+        The Hugging Face tokenizer, loaded from a directory.
+    """
+    from tl_bilinear.data import load_tokenizer, train_tokenizer
+
+    out_dir = Path(cfg.out_dir)
+    if resumed:
+        return load_tokenizer(resolve_checkpoint(out_dir) / TOKENIZER_DIR)
+    if cfg.tokenizer is not None:
+        return load_tokenizer(cfg.tokenizer)
+    tok_dir = out_dir / TOKENIZER_DIR
+    if info.is_main:
+        from tl_bilinear.data import is_validation, iter_documents
+
+        docs = iter_documents(cfg.data, seed=cfg.seed)
+        train_docs = (doc for i, doc in enumerate(docs) if not is_validation(i, VAL_FRACTION))
+        vocab = cfg.model_config().d_vocab
+        logger.info("training a %d-token BPE tokenizer on %s", vocab, cfg.data)
+        train_tokenizer(
+            train_docs, vocab_size=vocab, out_dir=tok_dir, max_documents=cfg.tokenizer_docs,
+            show_progress=cfg.progress,
+        )
+    distributed.barrier(info)
+    return load_tokenizer(tok_dir)
+
+
+def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
+    """``(split, rank, world_size) -> TokenBlockStream`` over ``cfg.data`` (train repeats)."""
+    from tl_bilinear.data import TokenBlockStream
+
+    n_ctx = cfg.model_config().n_ctx
+
+    def factory(split: str, rank: int, world_size: int) -> Any:
+        return TokenBlockStream(
+            cfg.data, tokenizer, n_ctx, split=split, rank=rank, world_size=world_size, seed=cfg.seed,
+            val_fraction=VAL_FRACTION, repeat=split == "train",
+        )
+
+    return factory
+
+
+def check_vocab(tokenizer: Any, model_cfg: Any) -> None:
+    """Raise ValueError (with both sizes and the fix) if the tokenizer does not fit ``d_vocab``."""
+    if len(tokenizer) != model_cfg.d_vocab:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's d_vocab is {model_cfg.d_vocab}; "
+            f"train a tokenizer with vocab_size={model_cfg.d_vocab} or set d_vocab={len(tokenizer)}"
+        )
+
+
+def wandb_init(cfg: TrainConfig) -> Any:
+    """Start a wandb run (lazy import; a clear error if wandb is missing)."""
+    try:
+        import wandb
+    except ImportError as err:
+        raise ImportError("wandb_project is set but wandb is not installed: pip install wandb") from err
+    return wandb.init(project=cfg.wandb_project, config=cfg.to_json(), dir=str(cfg.out_dir))
