@@ -96,7 +96,7 @@ class FastAttention(Attention):
             q = self.hook_rot_q(self._rotary(q))
             k = self.hook_rot_k(self._rotary(k))
         z = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=1.0 / self.attn_scale
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=1.0 / float(self.attn_scale)
         )  # [batch, head, pos, d_head]
         z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
         flat = z.reshape(-1, n_heads * d_head)

@@ -53,11 +53,14 @@ def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Ad
         cfg: the training config.
 
     Returns:
-        The optimizer (learning rates are set each step by ``lr_at``).
+        The optimizer (learning rates are set each step by ``lr_at``); the fused CUDA
+        kernel when the parameters are on a GPU.
     """
     groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, cfg.weight_decay)]
-    fused = {"foreach": True} if any(p.is_cuda for g in groups for p in g["params"]) else {}
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, **fused)
+    on_cuda = any(p.is_cuda for g in groups for p in g["params"])
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, **({"fused": True} if on_cuda else {})
+    )
 
 
 def lr_at(step: int, cfg: TrainConfig, max_steps: int | None = None) -> float:
