@@ -56,13 +56,26 @@ def test_info_and_generate(run_dir):
     assert len(samples) == 2 and all(s.startswith("once upon a time") for s in samples)
 
 
-def test_bad_input_is_one_clear_line():
-    missing = tl("generate", "/nonexistent/run", check=False)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
-    preset = tl("train", "--out", "/tmp/unused", "--preset", "ts-huge", check=False)
-    assert preset.returncode == 2 and "unknown preset 'ts-huge'" in preset.stderr
-    data = tl("train", "--out", "/tmp/unused", "--data", "/nonexistent/corpus.txt", check=False)
-    assert data.returncode == 2 and "/nonexistent/corpus.txt" in data.stderr
+def run_main(*args, capsys):
+    """``cli.main`` in this process (fast): (exit status, stderr)."""
+    try:
+        status = cli.main([str(a) for a in args])
+    except SystemExit as exit_:
+        status = exit_.code
+    return status, capsys.readouterr().err
+
+
+def test_bad_input_is_one_clear_line(capsys, tmp_path):
+    status, err = run_main("generate", "/nonexistent/run", capsys=capsys)
+    assert status == 2 and "does not exist" in err and "Traceback" not in err
+    status, err = run_main("train", "--out", tmp_path / "a", "--preset", "ts-huge", capsys=capsys)
+    assert status == 2 and "unknown preset 'ts-huge'" in err
+    status, err = run_main("train", "--out", tmp_path / "b", "--data", "/nonexistent/corpus.txt", capsys=capsys)
+    assert status == 2 and "/nonexistent/corpus.txt" in err
+    status, err = run_main("train", "--out", tmp_path / "c", "--resume", capsys=capsys)
+    assert status == 2 and "no checkpoint to resume" in err
+    status, err = run_main("train", "--out", tmp_path / "d", "--batch-size", "0", capsys=capsys)
+    assert status == 2 and "batch_size must be a positive integer, got 0" in err
 
 
 def test_parse_count_and_registry():
@@ -81,3 +94,13 @@ def test_demo_small_end_to_end(tmp_path):
     assert summary["identity_max_abs_error"] < 1e-3 * max(1.0, summary["identity_max_abs_value"])
     assert (tmp_path / "demo" / "spectra.png").read_bytes()[:4] == b"\x89PNG"
     assert len(summary["words"]) >= 2
+
+
+def test_train_flags_build_the_config(tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--out", str(tmp_path), "--preset", "ts-tiny", "--baseline", "mlp-gelu",
+                              "--tokens", "1M", "--set", "n_layers=3", "--precision", "bf16"])  # fmt: skip
+    cfg = cli.train_config_from_args(args)
+    assert cfg.total_tokens == 10**6 and cfg.precision == "bf16" and cfg.out_dir == str(tmp_path)
+    assert cfg.model_overrides == {"n_layers": 3, "act_fn": "gelu", "gated_mlp": False, "d_mlp": 768}
+    assert cfg.model_config().n_layers == 3
