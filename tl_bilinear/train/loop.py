@@ -131,6 +131,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.max_steps = cfg.max_steps
         self.step, self.tokens, self.val_loss, self.elapsed = 0, 0, None, 0.0
+        self.train_loss, self.resumed = float("nan"), saved is not None
         if self.info.world_size * cfg.grad_accum > cfg.batch_size or cfg.batch_size % (
             self.info.world_size * cfg.grad_accum
         ):
@@ -164,6 +165,7 @@ class Trainer:
         rng_from_files(tensors, state["rng"])
         self.step, self.tokens = state["step"], state["tokens"]
         self.val_loss, self.elapsed = state.get("val_loss"), state.get("elapsed_s", 0.0)
+        self.train_loss = state.get("train_loss") or float("nan")
         self.train_stream.load_state_dict(state["data_states"][self.info.rank])
         if self.info.is_main:  # drop metrics logged after the checkpoint: they will be redone
             path = self.out_dir / METRICS_FILE
@@ -302,10 +304,11 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old_handlers[sig] = signal.signal(sig, self._signal_handler)
-        metrics = open(self.out_dir / METRICS_FILE, "a") if main else None
+        # a fresh run starts a fresh metrics file; a resumed one appends (see _restore)
+        metrics = open(self.out_dir / METRICS_FILE, "a" if self.resumed else "w") if main else None
         wandb_run = wandb_init(cfg) if main and cfg.wandb_project else None
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
-        batches, loss, interrupted = self._batches(), float("nan"), False
+        batches, loss, interrupted = self._batches(), self.train_loss, False
         window_tokens, window_time = 0, 0.0
         try:
             while self.step < self.max_steps:
