@@ -18,6 +18,7 @@ from tl_bilinear.analysis.interaction import (
     hidden_coefficients,
     prepare,
 )
+from tl_bilinear.analysis.lanczos import bilinear_matvec, lanczos_topk
 from tl_bilinear.analysis.weights import BilinearWeights
 
 
@@ -188,8 +189,6 @@ def eigendecompose(
     chunk_size = chunk_size or default_chunk_size(weights, directions.dtype)
     coefficients = hidden_coefficients(weights, directions)
     if method == "lanczos" or (method == "auto" and use_lanczos(k, d_in)):
-        from tl_bilinear.analysis.lanczos import bilinear_matvec, lanczos_topk
-
         values, vectors, converged = lanczos_topk(
             bilinear_matvec(weights.W_gate, weights.W_in, coefficients),
             len(directions), d_in, k, dtype=directions.dtype, device=directions.device, seed=seed,
