@@ -170,7 +170,23 @@ def _inverse_iteration(alpha: Tensor, beta: Tensor, theta: Tensor, iters: int = 
     return (y / y.norm(dim=0, keepdim=True).clamp_min(torch.finfo(y.dtype).tiny)).permute(1, 0, 2)
 
 
+class _single_thread:
+    """Run small-tensor code on one intra-op thread (threads only add sync cost there)."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+
+
 def _ritz(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    with _single_thread():
+        return _ritz_pairs(alpha, beta, k, rayleigh_ritz)
+
+
+def _ritz_pairs(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Top-k Ritz values by |θ|, Ritz vectors in the Lanczos basis, and residual norms.
 
     Returns theta [B, k] (|θ| descending), Y [B, s, k] and res [B, k] with
@@ -225,9 +241,14 @@ def _random_unit(n: int, d: int, basis: Tensor | None, gen: torch.Generator, lik
 
 def _step(batch: _Batch, matvec: MatVec, j: int, last: bool, gen: torch.Generator) -> None:
     """Lanczos step j: T[j, j], β_j and (unless ``last``) basis vector j + 1."""
+    w = matvec(batch.V[:, j], batch.index)  # [B, d]: the GEMMs, on all threads
+    with _single_thread():  # the rest is memory-bound
+        _orthogonalise(batch, w, j, last, gen)
+
+
+def _orthogonalise(batch: _Batch, w: Tensor, j: int, last: bool, gen: torch.Generator) -> None:
     V = batch.V
     v = V[:, j]
-    w = matvec(v, batch.index)  # [B, d]
     beta_prev = batch.beta[:, j - 1] if j > 0 else torch.zeros_like(batch.tnorm)
     if j > 0:
         w.addcmul_(beta_prev[:, None], V[:, j - 1], value=-1)
@@ -242,7 +263,7 @@ def _step(batch: _Batch, matvec: MatVec, j: int, last: bool, gen: torch.Generato
     torch.maximum(batch.tnorm, a.abs() + b + beta_prev, out=batch.tnorm)
     if last:
         return
-    V[:, j + 1] = w / b.clamp_min(torch.finfo(b.dtype).tiny)[:, None]
+    torch.div(w, b.clamp_min(torch.finfo(b.dtype).tiny)[:, None], out=V[:, j + 1])
     broken = b <= _BREAKDOWN * torch.finfo(b.dtype).eps * batch.tnorm
     if broken.any():  # invariant Krylov space: β_j = 0 and a fresh direction
         rows = broken.nonzero()[:, 0]
@@ -259,47 +280,65 @@ def default_steps(k: int, d: int) -> int:
     return min(d, max(2 * k, 32))
 
 
+#: Rows looked at first in a convergence check of a large batch (the rest only if one has converged).
+_SAMPLE = 64
+
+
 def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, steps: int, max_steps: int,
          tol: float, check_every: int | None, gen: torch.Generator, out: tuple[Tensor, Tensor, Tensor]) -> None:
     """Lanczos for the matrices ``index`` until each converges or reaches max_steps."""
     values, vectors, converged = out
-    n = len(index)
-    V = torch.empty(n, steps + 1, d, dtype=dtype, device=index.device)
+    n, device = len(index), index.device
+    V = torch.empty(n, min(max_steps, 4 * steps) + 1, d, dtype=dtype, device=device)
     V[:, 0] = _random_unit(n, d, None, gen, V)
-    zeros = torch.zeros(n, max_steps, dtype=dtype, device=index.device)
-    batch = _Batch(index, V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=index.device))
-    j, check, history = 0, steps, None
+    zeros = torch.zeros(n, max_steps, dtype=dtype, device=device)
+    batch = _Batch(index, V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=device))
+    live = torch.ones(n, dtype=torch.bool, device=device)  # finished rows may run on until compaction
+    last_log = torch.full((n,), float("nan"), dtype=torch.float64, device=device)  # at the last check ...
+    last_j = torch.zeros(n, dtype=torch.float64, device=device)  # ... of each row
+    j, check = 0, steps
     while True:
         _step(batch, matvec, j, last=j + 1 == max_steps, gen=gen)
         j += 1
         if j < check:
             continue
-        theta, _, res = _ritz(batch.alpha[:, :j], batch.beta[:, :j], k)
-        ratio = (res / (tol * theta[:, :1].abs())).masked_fill(res == 0, 0).amax(1)  # <= 1: converged
+        rows = live.nonzero()[:, 0]
+        if check_every is None and len(rows) > 2 * _SAMPLE and j < max_steps:
+            rows = rows[torch.linspace(0, len(rows) - 1, _SAMPLE, device=device).long()]  # a sample first
+        for attempt in range(2):
+            theta, _, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k)
+            ratio = (res / (tol * theta[:, :1].abs())).masked_fill(res == 0, 0).amax(1).double()  # <= 1: converged
+            if attempt or len(rows) == int(live.sum()) or not (ratio <= 1).any():
+                break
+            rows = live.nonzero()[:, 0]  # someone in the sample converged: check them all
         done = (ratio <= 1) | (j == max_steps)
-        logger.debug("lanczos: %d steps, %d of %d directions converged", j, int(done.sum()), len(done))
+        logger.debug("lanczos: %d steps, %d of %d checked converged (%d running)", j, int(done.sum()), len(rows),
+                     int(live.sum()))
         if done.any():
-            rows = done.nonzero()[:, 0]
-            theta, Y, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k, rayleigh_ritz=True)
-            X = torch.bmm(Y.mT.to(dtype), batch.V[rows, :j])  # [r, k, d]
-            i = batch.index[rows]
+            fin = rows[done]
+            theta, Y, res = _ritz(batch.alpha[fin, :j], batch.beta[fin, :j], k, rayleigh_ritz=True)
+            X = torch.bmm(Y.mT.to(dtype), batch.V[fin, :j])  # [r, k, d]
+            i = batch.index[fin]
             values[i] = theta.to(dtype)
             vectors[i] = X / X.norm(dim=2, keepdim=True)
             converged[i] = (res <= tol * theta[:, :1].abs()).all(1)
-        if done.all():
+            live[fin] = False
+        if not live.any():
             return
-        keep = (~done).nonzero()[:, 0]
-        log_ratio = ratio[keep].log()
+        log_ratio = ratio.log()
         gap = max(8, j // 4) if check_every is None else check_every
-        if check_every is None and history is not None:  # predict from the residuals' decay
-            rate = (history[1][keep] - log_ratio) / (j - history[0])
-            usable = torch.isfinite(log_ratio) & torch.isfinite(rate) & (rate > 0)
-            if usable.any():
-                predicted = (log_ratio[usable] / rate[usable].clamp_min(1e-3)).quantile(0.25).item()
-                gap = int(min(max(predicted, 4, j // 16), max(8, j // 4)) + 0.5)
-        history = (j, log_ratio)
+        rate = (last_log[rows] - log_ratio) / (j - last_j[rows])
+        usable = ~done & torch.isfinite(log_ratio) & torch.isfinite(rate) & (rate > 0)
+        if check_every is None and usable.any():  # predict from the residuals' decay
+            predicted = (log_ratio[usable] / rate[usable].clamp_min(1e-3)).quantile(0.25).item()
+            gap = int(min(max(predicted, 4, j // 16), max(8, j // 4)) + 0.5)
+        last_log[rows], last_j[rows] = log_ratio, float(j)
         check = min(max_steps, j + gap)
-        batch = batch.keep(keep, j, check + 1)
+        # drop finished rows once they are worth a copy of the basis, or to make room
+        if (~live).sum() * 8 >= len(live) or check + 1 > batch.V.shape[1]:
+            keep = live.nonzero()[:, 0]
+            batch = batch.keep(keep, j, min(max_steps, check + max(gap, j // 2)) + 1)
+            live, last_log, last_j = live[keep], last_log[keep], last_j[keep]
 
 
 @torch.no_grad()
