@@ -16,20 +16,21 @@ peak, the matmul-bound floor (the FLOPs of building the upper triangles of all t
 ``n d (d+1)/2 m 2``, over that peak) and ours / floor. A synthetic low-effective-rank
 layer (closer to trained weights: a few dominant eigenvalues) is timed too.
 
-    python benchmarks/bench_eigen.py [--n 1024 --k 16 --d-model 512 --d-mlp 2048] [--json out.json]
+    python benchmarks/bench_eigen.py [--n 1024 --k 16 --d-model 512 --d-mlp 2048] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
 
 import tl_bilinear
 from tl_bilinear.analysis import eigendecompose, interaction_matrices
-from tl_bilinear.analysis import lanczos as lanczos_module
+from tl_bilinear.analysis import eigen as eigen_module
 
 SEPARATION = 1e-3  # an eigenvalue is "separated" if its relative gap to every other one exceeds this
 
@@ -94,7 +95,7 @@ class Counter:
 
     def __init__(self):
         self.rows, self.converged, self.total = 0, 0, 0
-        self._matvec, self._topk = lanczos_module.bilinear_matvec, lanczos_module.lanczos_topk
+        self._matvec, self._topk = eigen_module.bilinear_matvec, eigen_module.lanczos_topk
 
     def __enter__(self):
         def bilinear_matvec(*args):
@@ -111,11 +112,11 @@ class Counter:
             self.converged, self.total = int(out[2].sum()), len(out[2])
             return out
 
-        lanczos_module.bilinear_matvec, lanczos_module.lanczos_topk = bilinear_matvec, lanczos_topk
+        eigen_module.bilinear_matvec, eigen_module.lanczos_topk = bilinear_matvec, lanczos_topk
         return self
 
     def __exit__(self, *exc):
-        lanczos_module.bilinear_matvec, lanczos_module.lanczos_topk = self._matvec, self._topk
+        eigen_module.bilinear_matvec, eigen_module.lanczos_topk = self._matvec, self._topk
 
 
 def low_rank_(model, seed: int = 1) -> None:
@@ -147,8 +148,11 @@ def main() -> None:
     parser.add_argument("--low-rank-dense", type=int, default=128,
                         help="directions of the low-rank variant checked (and timed) densely; 0 skips the variant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n, k, d, m = args.n, args.k, args.d_model, args.d_mlp
 
     torch.set_grad_enabled(False)
@@ -159,7 +163,8 @@ def main() -> None:
     peak = max(gemm_peak(n, d, 2 * m), gemm_peak(2048, 2048, 2048, 3))
     floor_flops = n * d * (d + 1) / 2 * m * 2
     floor = floor_flops / (peak * 1e9)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={n} k={k} d_model={d} d_mlp={m}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={n} k={k} d_model={d} d_mlp={m}; "
+          f"load average {os.getloadavg()[0]:.1f} (other processes perturb every timing)")
     print(f"fp32 GEMM peak {peak:.0f} GFLOP/s; floor = {floor_flops / 1e9:.0f} GFLOP / peak = {floor:.2f} s")
 
     # (1) the paper code's einsum (its eigh is the same call as route 2's: time reused)
@@ -222,6 +227,8 @@ def main() -> None:
               f"{low_dense / low_ours:.1f}x; ours / floor = {low_ours / floor:.2f}; "
               f"max rel error {low_acc['eigenvalue_max_rel_error']:.1e}, "
               f"min |cos| separated {low_acc['eigenvector_min_abs_cos_separated']}")
+    results["load_average_end"] = os.getloadavg()[0]
+    print(f"load average at the end {results['load_average_end']:.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
