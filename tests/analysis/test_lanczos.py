@@ -232,3 +232,14 @@ def test_bad_arguments_raise(kwargs, match):
     Q = goe(2, 5)
     with pytest.raises(ValueError, match=match):
         lanczos_topk(explicit_matvec(Q), 2, 5, **kwargs)
+
+
+@pytest.mark.parametrize("scale", [1e-25, 1e25])
+def test_tiny_and_huge_matrices(scale):
+    """Norms of float32 vectors would under/overflow: the solver runs on Q / scale."""
+    Q = goe(4, 40) * scale
+    values, vectors, converged = lanczos_topk(explicit_matvec(Q), 4, 40, 5)
+    assert converged.all()
+    _, ref_values, _ = dense_topk(Q, 5)
+    assert torch.allclose(values.double(), ref_values, rtol=1e-5)
+    assert (true_residuals(Q, values, vectors) <= 2e-5 * ref_values[:, :1].abs()).all()

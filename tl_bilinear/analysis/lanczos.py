@@ -99,13 +99,14 @@ def bilinear_matvec(
 def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 20) -> Tensor:
     """Eigenvalues of rank ``ranks`` [B, K] (0 = smallest) of each T, by multisection.
 
-    Sturm counts in float32 to ``bits`` bits of the Gershgorin width ( inverse iteration
-    and Rayleigh quotients refine it). Each sweep probes M points per interval, as many
-    as keep one sweep's tensors small, and keeps the sub-interval that holds the rank.
+    Sturm counts in float32 (T scaled to norm ~1) to ``bits`` bits of the Gershgorin
+    width; inverse iteration and Rayleigh quotients refine the values. Each sweep probes M
+    points per interval, as many as keep one sweep's tensors small.
     """
     B, s = alpha.shape
     K = ranks.shape[1]
-    a, b = alpha.float(), beta[:, : s - 1].float()
+    scale = (alpha.abs().amax(1, keepdim=True) + beta.abs().amax(1, keepdim=True)).clamp_min(1e-300)
+    a, b = (alpha / scale).float(), (beta[:, : s - 1] / scale).float()
     b2 = b.square().clamp_min(torch.finfo(a.dtype).tiny).T.contiguous()  # [s-1, B]
     radius = torch.nn.functional.pad(b.abs(), (0, 1)) + torch.nn.functional.pad(b.abs(), (1, 0))
     lo = (a - radius).amin(1)
@@ -127,7 +128,7 @@ def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 20) ->
         t = (below <= ranks[:, :, None]).sum(2, keepdim=True)  # probes left of the wanted one
         edges = torch.cat([lo[:, :, None], probes, hi[:, :, None]], 2)
         lo, hi = edges.gather(2, t)[..., 0], edges.gather(2, t + 1)[..., 0]
-    return ((lo + hi) / 2).to(alpha.dtype)
+    return (lo + hi).to(alpha.dtype) / 2 * scale
 
 
 def _tridiag_apply(alpha: Tensor, beta: Tensor, Y: Tensor) -> Tensor:
@@ -182,18 +183,17 @@ class _single_thread:
 
 
 def _ritz(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    with _single_thread():
-        return _ritz_pairs(alpha, beta, k, rayleigh_ritz)
-
-
-def _ritz_pairs(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Top-k Ritz values by |θ|, Ritz vectors in the Lanczos basis, and residual norms.
 
     Returns theta [B, k] (|θ| descending), Y [B, s, k] and res [B, k] with
     ``res² = ||T y - θ y||² + (β_s y_s)²``, the true residual ``||Q V y - θ V y||``.
     """
+    with _single_thread():
+        return _ritz_pairs(alpha.double(), beta.double(), k, rayleigh_ritz)
+
+
+def _ritz_pairs(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool) -> tuple[Tensor, Tensor, Tensor]:
     B, s = alpha.shape
-    alpha, beta = alpha.double(), beta.double()
     if 2 * k >= s:
         ranks = torch.arange(s, device=alpha.device)
     else:
@@ -219,7 +219,8 @@ def _ritz_pairs(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool) -> tup
 
 
 class _Batch:
-    """Lanczos state of the directions still running: basis, T's entries, their index."""
+    """Lanczos state of the directions still running: basis, T's entries, their index,
+    and the scale of each Q (T is of Q / scale)."""
 
     def __init__(self, index: Tensor, V: Tensor, alpha: Tensor, beta: Tensor, tnorm: Tensor):
         self.index, self.V, self.alpha, self.beta, self.tnorm = index, V, alpha, beta, tnorm
@@ -228,7 +229,9 @@ class _Batch:
         """The rows still running, with room for ``capacity`` basis vectors."""
         V = self.V.new_empty(len(rows), capacity, self.V.shape[2])
         V[:, : steps + 1] = self.V[rows, : steps + 1]
-        return _Batch(self.index[rows], V, self.alpha[rows], self.beta[rows], self.tnorm[rows])
+        batch = _Batch(self.index[rows], V, self.alpha[rows], self.beta[rows], self.tnorm[rows])
+        batch.scale = self.scale[rows]
+        return batch
 
 
 def _random_unit(n: int, d: int, basis: Tensor | None, gen: torch.Generator, like: Tensor) -> Tensor:
@@ -243,6 +246,10 @@ def _step(batch: _Batch, matvec: MatVec, j: int, last: bool, gen: torch.Generato
     """Lanczos step j: T[j, j], β_j and (unless ``last``) basis vector j + 1."""
     w = matvec(batch.V[:, j], batch.index)  # [B, d]: the GEMMs, on all threads
     with _single_thread():  # the rest is memory-bound
+        if j == 0:  # run on Q / scale, so that no norm over- or underflows
+            peak = w.abs().amax(1)
+            batch.scale = peak.masked_fill_(~(peak > 0), 1.0)
+        w.div_(batch.scale[:, None])
         _orthogonalise(batch, w, j, last, gen)
 
 
@@ -319,7 +326,7 @@ def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, step
             theta, Y, res = _ritz(batch.alpha[fin, :j], batch.beta[fin, :j], k, rayleigh_ritz=True)
             X = torch.bmm(Y.mT.to(dtype), batch.V[fin, :j])  # [r, k, d]
             i = batch.index[fin]
-            values[i] = theta.to(dtype)
+            values[i] = theta.to(dtype) * batch.scale[fin, None]
             vectors[i] = X / X.norm(dim=2, keepdim=True)
             converged[i] = (res <= tol * theta[:, :1].abs()).all(1)
             live[fin] = False
