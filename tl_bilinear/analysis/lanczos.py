@@ -3,9 +3,10 @@
 One Lanczos run per matrix, all in lockstep: every step is one batched matvec (for a
 bilinear layer two GEMMs through ``W_gate``, ``diag(c)`` and ``W_in``; Q is never
 formed), the three-term update, and one full reorthogonalisation pass against the
-stored basis (two batched vector-matrix products, the layouts that stream the basis at
-memory speed; after the local three-term update one pass keeps the basis orthogonal to
-a few float32 ulps).
+stored basis (two batched vector-matrix products in the layouts that stream the basis
+at memory speed; after the three-term update one pass keeps the basis orthogonal to a
+few float32 ulps). Each Q is scaled by the size of its first matvec, so that no norm
+over- or underflows.
 
 At each convergence check the tridiagonal matrices T get their extreme Ritz values by
 batched Sturm multisection and their Ritz vectors by inverse iteration, vectorised over
@@ -172,7 +173,8 @@ def _inverse_iteration(alpha: Tensor, beta: Tensor, theta: Tensor, iters: int = 
 
 
 class _single_thread:
-    """Run small-tensor code on one intra-op thread (threads only add sync cost there)."""
+    """Run small-tensor code on one intra-op thread: there, threads only add sync cost
+    (measured: 10x slower on 2 threads when another process holds a core)."""
 
     def __enter__(self):
         self.threads = torch.get_num_threads()
@@ -244,16 +246,11 @@ def _random_unit(n: int, d: int, basis: Tensor | None, gen: torch.Generator, lik
 
 def _step(batch: _Batch, matvec: MatVec, j: int, last: bool, gen: torch.Generator) -> None:
     """Lanczos step j: T[j, j], β_j and (unless ``last``) basis vector j + 1."""
-    w = matvec(batch.V[:, j], batch.index)  # [B, d]: the GEMMs, on all threads
-    with _single_thread():  # the rest is memory-bound
-        if j == 0:  # run on Q / scale, so that no norm over- or underflows
-            peak = w.abs().amax(1)
-            batch.scale = peak.masked_fill_(~(peak > 0), 1.0)
-        w.div_(batch.scale[:, None])
-        _orthogonalise(batch, w, j, last, gen)
-
-
-def _orthogonalise(batch: _Batch, w: Tensor, j: int, last: bool, gen: torch.Generator) -> None:
+    w = matvec(batch.V[:, j], batch.index)  # [B, d]
+    if j == 0:  # run on Q / scale, so that no norm over- or underflows
+        peak = w.abs().amax(1)
+        batch.scale = peak.masked_fill_(~(peak > 0), 1.0)
+    w.div_(batch.scale[:, None])
     V = batch.V
     v = V[:, j]
     beta_prev = batch.beta[:, j - 1] if j > 0 else torch.zeros_like(batch.tnorm)
