@@ -150,3 +150,39 @@ def test_data_stream_is_the_packed_builtin_corpus(tiny):
     assert isinstance(trainer.train_stream, TokenBlockStream)
     block = next(trainer._batches())
     assert block.shape == (4, 32) and block.dtype == torch.long and int(block.max()) < 320
+
+
+def test_time_budget_lowers_the_token_budget_and_stops_overruns(tiny, tmp_path):
+    import time
+
+    cfg = tiny(out_dir=tmp_path / "run", total_tokens=1000 * 4 * 32, time_budget_s=1.5, warmup_steps=8,
+               eval_every=0, save_every=0)  # fmt: skip
+    trainer = Trainer(cfg)
+
+    def slow(resid, hook):  # a steady 50 ms per step
+        if trainer.model.training:
+            time.sleep(0.05)
+        return resid
+
+    trainer.model.add_hook("blocks.0.hook_resid_post", slow)
+    start = time.perf_counter()
+    result = trainer.run()
+    assert 8 < result.max_steps < 40  # planned at step 8 from the measured speed (~25 steps)
+    assert result.interrupted or result.step == result.max_steps  # (a loaded machine may trip the hard stop)
+    assert time.perf_counter() - start < 1.25 * 1.5 + 1.0
+    saved = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["train_config"]
+    assert saved["total_tokens"] == result.max_steps * 4 * 32  # the plan is recorded: a resume continues it
+    assert cfg.total_tokens == 1000 * 4 * 32  # the caller's config is not modified
+
+    slower = Trainer(tiny(out_dir=tmp_path / "run2", total_tokens=1000 * 4 * 32, time_budget_s=1.0, warmup_steps=5,
+                          eval_every=0, save_every=0))  # fmt: skip
+
+    def slowing_down(resid, hook):  # fast while planning, then 10x slower: the hard stop saves and ends
+        if slower.model.training:
+            time.sleep(0.01 if slower.step < 5 else 0.1)
+        return resid
+
+    slower.model.add_hook("blocks.0.hook_resid_post", slowing_down)
+    result = slower.run()
+    assert result.interrupted and result.step < result.max_steps
+    assert json.loads((tmp_path / "run2" / "checkpoint" / "config.json").read_text())["step"] == result.step

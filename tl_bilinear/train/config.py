@@ -16,7 +16,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Fields that may differ when resuming a run (they do not change the trajectory).
 RESUMABLE_FIELDS = frozenset(
-    {"out_dir", "eval_every", "save_every", "log_every", "progress", "wandb_project", "device", "compile", "num_threads"}
+    {"out_dir", "eval_every", "save_every", "log_every", "progress", "wandb_project", "device", "compile", "num_threads",
+     "time_budget_s"}
 )
 
 
@@ -61,6 +62,11 @@ class TrainConfig:
         num_threads: CPU threads for torch (``None``: torch's default).
         progress: show a tqdm progress bar.
         wandb_project: also log to this Weights & Biases project (needs ``wandb``).
+        time_budget_s: fit the run into this many wall-clock seconds: at step
+            ``max(5, min(warmup_steps, 20))`` the measured time per step lowers (never
+            raises) ``total_tokens`` so training ends in time (steps before then are
+            warm-up steps, whose learning rates do not depend on the budget), and a run
+            still going at 1.25x the budget stops like a Ctrl-C (checkpoint saved).
     """
 
     out_dir: str = "runs/bilinear"
@@ -93,6 +99,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     wandb_project: str | None = None
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be positive (or None), got {self.time_budget_s!r}")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}"

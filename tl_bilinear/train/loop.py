@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -110,7 +111,7 @@ class Trainer:
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
     ) -> None:
-        self.cfg = cfg
+        self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
         self.info = distributed.setup(cfg.device)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
@@ -285,6 +286,26 @@ class Trainer:
                 write_state(tmp, self.optimizer, meta)
         distributed.barrier(self.info)
 
+    def _fit_time_budget(self, wall_start: float, window_start: float, window_steps: int) -> None:
+        """Lower ``max_steps`` (never raise it) so the run ends within ``time_budget_s``.
+
+        Uses the wall-clock time per step of the last ``window_steps`` steps (all ranks
+        agree on the smallest plan). ``cfg.total_tokens`` is updated to match, so the
+        checkpoint records the plan and a resume continues it.
+        """
+        now = time.perf_counter()
+        per_step = (now - window_start) / window_steps
+        margin = 0.9  # the last evaluation and checkpoint, and slow-downs, need some room
+        fits = self.step + int((margin * self.cfg.time_budget_s - (now - wall_start)) / per_step)
+        planned = max(self.step + 1, min([self.max_steps, *distributed.gather_json(fits, self.info)]))
+        if planned < self.max_steps:
+            logger.info(
+                "time budget %.0f s at %.2f s/step: training %d steps instead of %d",
+                self.cfg.time_budget_s, per_step, planned, self.max_steps,
+            )
+            self.cfg = dataclasses.replace(self.cfg, total_tokens=planned * self.cfg.tokens_per_step)
+            self.max_steps = self.cfg.max_steps
+
     def _signal_handler(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
         signal.signal(signum, self._old_handlers.get(signum, signal.SIG_DFL))  # a second one kills
@@ -310,12 +331,20 @@ class Trainer:
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
         batches, loss, interrupted = self._batches(), self.train_loss, False
         window_tokens, window_time = 0, 0.0
+        wall_start, plan_start = time.perf_counter(), None
+        plan_at = max(5, min(cfg.warmup_steps, 20))  # warm-up lrs do not depend on max_steps
         try:
             while self.step < self.max_steps:
                 start = time.perf_counter()
                 out = self.train_step(batches)
                 dt = time.perf_counter() - start
                 self.elapsed += dt
+                if cfg.time_budget_s and self.step == 2:
+                    plan_start = time.perf_counter()
+                if cfg.time_budget_s and self.step == plan_at and plan_start is not None:
+                    self._fit_time_budget(wall_start, plan_start, plan_at - 2)
+                    cfg = self.cfg
+                    bar.total = self.max_steps
                 window_tokens, window_time, loss = window_tokens + cfg.tokens_per_step, window_time + dt, out["loss"]
                 record = {"step": self.step, "tokens": self.tokens, **out}
                 if cfg.eval_every and self.step % cfg.eval_every == 0 or self.step == self.max_steps:
@@ -331,7 +360,10 @@ class Trainer:
                         if wandb_run is not None:
                             wandb_run.log(record, step=self.step)
                         window_tokens, window_time = 0, 0.0
-                stop = distributed.any_across(self._stop_signal is not None, self.info)
+                over = bool(cfg.time_budget_s) and time.perf_counter() - wall_start > 1.25 * cfg.time_budget_s
+                if over and self._stop_signal is None:
+                    logger.warning("over 1.25x the time budget (%.0f s): stopping at step %d", cfg.time_budget_s, self.step)
+                stop = distributed.any_across(self._stop_signal is not None or over, self.info)
                 if stop or self.step == self.max_steps or (cfg.save_every and self.step % cfg.save_every == 0):
                     self.save_checkpoint(train_loss=loss)
                 if stop:
