@@ -65,8 +65,10 @@ class TrainConfig:
         time_budget_s: fit the run into this many wall-clock seconds: at step
             ``max(5, min(warmup_steps, 20))`` the measured time per step lowers (never
             raises) ``total_tokens`` so training ends in time (steps before then are
-            warm-up steps, whose learning rates do not depend on the budget), and a run
-            still going at 1.25x the budget stops like a Ctrl-C (checkpoint saved).
+            warm-up steps, whose learning rates do not depend on the budget); every 25
+            steps the plan is checked again and lowered if the machine got slower
+            (steepening the rest of the decay); a run still going at 1.25x the budget
+            stops like a Ctrl-C (checkpoint saved). Such runs resume, but not exactly.
     """
 
     out_dir: str = "runs/bilinear"

@@ -50,6 +50,8 @@ from tl_bilinear.train.state import optimizer_from_files, rng_from_files, write_
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
+#: With a time budget, the plan is re-checked every this many steps (and only lowered).
+REPLAN_EVERY = 25
 
 
 class TrainingDiverged(RuntimeError):
@@ -291,7 +293,8 @@ class Trainer:
 
         Uses the wall-clock time per step of the last ``window_steps`` steps (all ranks
         agree on the smallest plan). ``cfg.total_tokens`` is updated to match, so the
-        checkpoint records the plan and a resume continues it.
+        checkpoint records the plan and a resume continues it. A plan lowered after
+        warm-up steepens the rest of the decay (the learning rate drops at that step).
         """
         now = time.perf_counter()
         per_step = (now - window_start) / window_steps
@@ -331,7 +334,7 @@ class Trainer:
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
         batches, loss, interrupted = self._batches(), self.train_loss, False
         window_tokens, window_time = 0, 0.0
-        wall_start, plan_start = time.perf_counter(), None
+        wall_start, plan_start, plan_step = time.perf_counter(), None, 0
         plan_at = max(5, min(cfg.warmup_steps, 20))  # warm-up lrs do not depend on max_steps
         try:
             while self.step < self.max_steps:
@@ -340,10 +343,11 @@ class Trainer:
                 dt = time.perf_counter() - start
                 self.elapsed += dt
                 if cfg.time_budget_s and self.step == 2:
-                    plan_start = time.perf_counter()
-                if cfg.time_budget_s and self.step == plan_at and plan_start is not None:
-                    self._fit_time_budget(wall_start, plan_start, plan_at - 2)
-                    cfg = self.cfg
+                    plan_start, plan_step = time.perf_counter(), 2
+                elif plan_start is not None and (self.step == plan_at or (
+                        self.step > plan_at and self.step % REPLAN_EVERY == 0)):  # fmt: skip
+                    self._fit_time_budget(wall_start, plan_start, self.step - plan_step)
+                    plan_start, plan_step, cfg = time.perf_counter(), self.step, self.cfg
                     bar.total = self.max_steps
                 window_tokens, window_time, loss = window_tokens + cfg.tokens_per_step, window_time + dt, out["loss"]
                 record = {"step": self.step, "tokens": self.tokens, **out}
@@ -364,6 +368,8 @@ class Trainer:
                 if over and self._stop_signal is None:
                     logger.warning("over 1.25x the time budget (%.0f s): stopping at step %d", cfg.time_budget_s, self.step)
                 stop = distributed.any_across(self._stop_signal is not None or over, self.info)
+                if stop and "val_loss" not in record:
+                    self.val_loss = self.validation_loss()  # the result reports the final model
                 if stop or self.step == self.max_steps or (cfg.save_every and self.step % cfg.save_every == 0):
                     self.save_checkpoint(train_loss=loss)
                 if stop:
