@@ -1,6 +1,22 @@
-"""Interaction matrices: for an output direction u, ``u · mlp(x) = xᵀ Q(u) x + constant``."""
+"""Interaction matrices: for an output direction u, ``u · mlp(x) = xᵀ Q(u) x + constant``.
+
+Two ways to build many Q's, chosen by FLOPs:
+
+- direct: ``Q(u) = sym(W_gate diag(W_out u) W_inᵀ)``, one GEMM per chunk of directions,
+  ``2 d_in² d_mlp`` FLOPs per direction;
+- packed: Q is linear in u, ``Q(u)_ij = Σ_o T[(i, j), o] u_o`` with the layer's tensor
+  ``T[(i, j), o] = Σ_m ½ (W_gate[i, m] W_in[j, m] + W_in[i, m] W_gate[j, m]) W_out[m, o]``
+  on the upper triangle i <= j only. T costs ``d_in² d_mlp d_out`` FLOPs once (the
+  Khatri–Rao rows of a block of (i, j) pairs are elementwise products, then one GEMM with
+  W_out), then every direction costs ``d_in² d_out`` (one GEMM ``U Tᵀ`` and a gather that
+  unpacks both triangles). It wins once n exceeds about ``d_mlp d_out / (2 d_mlp - d_out)``
+  directions (about 300 for ts-medium).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -12,6 +28,12 @@ from tl_bilinear.analysis.weights import BilinearWeights, compute_dtype, resolve
 
 #: Bytes of scratch memory one chunk of interaction matrices may use.
 CHUNK_BYTES = 256 * 2**20
+#: Largest packed tensor T (bytes) the automatic choice builds; above it the direct route runs.
+PACKED_BYTES = 1024 * 2**20
+#: Rows of the Khatri–Rao product formed at once while building T.
+PACKED_ROWS = 4096
+
+Build = Literal["auto", "direct", "packed"]
 
 
 def hidden_coefficients(weights: BilinearWeights, directions: Tensor) -> Float[Tensor, "n d_mlp"]:
@@ -53,8 +75,103 @@ def build_interaction_matrices(weights: BilinearWeights, coefficients: Tensor) -
     """``sym(W_gate diag(c) W_inᵀ)`` for each row c of ``coefficients`` [n, d_mlp], in one GEMM."""
     n, d_in = len(coefficients), weights.d_in
     scaled = weights.W_gate[None] * coefficients[:, None, :]  # [n, d_in, d_mlp]
-    Q = (scaled.reshape(n * d_in, -1) @ weights.W_in.T).view(n, d_in, d_in)
+    Q = (scaled.reshape(n * d_in, weights.d_mlp) @ weights.W_in.T).view(n, d_in, d_in)
     return (Q + Q.mT) / 2
+
+
+@dataclass(frozen=True)
+class PackedInteractions:
+    """The layer's interaction tensor on the upper triangle: ``Q(u)_ij = T[(i, j)] · u`` for i <= j.
+
+    Attributes:
+        T: [d_in (d_in + 1) / 2, d_out], rows in row-major upper-triangle order
+            (``torch.triu_indices``).
+        unpack: [d_in²] the row of T behind each entry of a row-major d_in x d_in matrix.
+    """
+
+    T: Float[Tensor, "pairs d_out"]
+    unpack: Tensor
+
+    @property
+    def d_in(self) -> int:
+        """Width of the matrices."""
+        return int(round((8 * self.T.shape[0] + 1) ** 0.5 - 1) // 2)
+
+    def matrices(
+        self,
+        directions: Float[Tensor, "n d_out"],
+        out: Float[Tensor, "n d_in d_in"] | None = None,
+        chunk_size: int | None = None,
+    ) -> Float[Tensor, "n d_in d_in"]:
+        """``Q(u)`` for each direction: a GEMM onto the packed triangle, then a gather to both halves.
+
+        Args:
+            directions: [n, d_out], in T's dtype.
+            out: optional contiguous [n, d_in, d_in] tensor to write into.
+            chunk_size: directions per GEMM (default: a ``CHUNK_BYTES`` packed scratch).
+
+        Returns:
+            [n, d_in, d_in] symmetric matrices (``out`` when given).
+        """
+        n, d, pairs = len(directions), self.d_in, self.T.shape[0]
+        out = directions.new_empty(n, d, d) if out is None else out
+        chunk_size = chunk_size or max(1, CHUNK_BYTES // (pairs * self.T.element_size()))
+        scratch = directions.new_empty(min(n, chunk_size), pairs)
+        for start in range(0, n, chunk_size):
+            part = directions[start:start + chunk_size]
+            packed = torch.mm(part, self.T.T, out=scratch[:len(part)])  # [chunk, pairs]
+            torch.index_select(packed, 1, self.unpack, out=out[start:start + len(part)].view(len(part), d * d))
+        return out
+
+
+def packed_interactions(weights: BilinearWeights, rows: int = PACKED_ROWS) -> PackedInteractions:
+    """Build the layer's packed interaction tensor T (see the module docstring).
+
+    Args:
+        weights: the layer (already augmented and cast to the compute dtype).
+        rows: Khatri–Rao rows formed at once (scratch memory ``rows × d_mlp``).
+
+    Returns:
+        The PackedInteractions.
+    """
+    W_gate, W_in, W_out = weights.W_gate, weights.W_in, weights.W_out
+    d, m = W_gate.shape
+    half_gate, half_in = W_gate / 2, W_in / 2
+    T = W_out.new_empty(d * (d + 1) // 2, W_out.shape[1])
+    block = W_out.new_empty(max(rows, d), m)
+    start, i = 0, 0
+    while i < d:  # a block of whole rows i of the triangle: pairs (i, j >= i)
+        filled = 0
+        while i < d and (filled == 0 or filled + d - i <= rows):
+            pairs = block[filled:filled + d - i]  # ½ (W_gate[i] W_in[j] + W_in[i] W_gate[j]), j >= i
+            torch.mul(half_in[i:], W_gate[i], out=pairs)
+            pairs.addcmul_(half_gate[i:], W_in[i])
+            filled, i = filled + d - i, i + 1
+        torch.mm(block[:filled], W_out, out=T[start:start + filled])
+        start += filled
+    upper = torch.triu_indices(d, d, device=T.device)
+    unpack = torch.empty(d * d, dtype=torch.long, device=T.device)
+    pair = torch.arange(upper.shape[1], device=T.device)
+    unpack[upper[0] * d + upper[1]] = pair
+    unpack[upper[1] * d + upper[0]] = pair
+    return PackedInteractions(T=T, unpack=unpack)
+
+
+def packed_bytes(weights: BilinearWeights, dtype: torch.dtype) -> int:
+    """Memory of the packed tensor T of this layer."""
+    return weights.d_in * (weights.d_in + 1) // 2 * weights.d_out * torch.finfo(dtype).bits // 8
+
+
+def use_packed(weights: BilinearWeights, n: int, dtype: torch.dtype) -> bool:
+    """The automatic choice: the packed route when it needs fewer FLOPs for n directions and T fits.
+
+    Packed: ``d_in (d_in + 1) d_out (d_mlp + n)``; direct: ``2 n d_in² d_mlp`` (the
+    packed route's unpacking and T's memory traffic are charged a 25% margin).
+    """
+    d, m, d_out = weights.d_in, weights.d_mlp, weights.d_out
+    packed = d * (d + 1) * d_out * (m + n)
+    direct = 2 * n * d * d * m
+    return direct > 1.25 * packed and packed_bytes(weights, dtype) <= PACKED_BYTES
 
 
 def interaction_matrices(
@@ -64,6 +181,7 @@ def interaction_matrices(
     *,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
+    build: Build = "auto",
 ) -> Float[Tensor, "n d_in d_in"]:
     """The symmetric interaction matrix ``Q(u) = sym(W_gate diag(W_out u) W_inᵀ)`` of each direction.
 
@@ -76,19 +194,29 @@ def interaction_matrices(
         layer: the layer index.
         directions: [d_model] or [n, d_model] output directions.
         dtype: float32 or float64 (default: float64 for float64 models, else float32).
-        chunk_size: directions built at once (default: about 256 MiB of scratch).
+        chunk_size: directions built at once (default: about 256 MiB of scratch; the
+            packed route picks its own, its scratch per direction being smaller).
+        build: "direct" (one GEMM per chunk of directions), "packed" (the layer's packed
+            tensor once, then one GEMM per chunk; see the module docstring) or "auto"
+            (packed when it takes fewer FLOPs and its tensor fits in ``PACKED_BYTES``).
 
     Returns:
         [n, d_in, d_in] symmetric matrices.
 
     Raises:
-        ValueError: if the layer is not bilinear or the directions have the wrong width.
+        ValueError: if the layer is not bilinear, the directions have the wrong width or
+            ``build`` is unknown.
         IndexError: if the layer is out of range.
     """
     weights, directions = prepare(model, layer, directions, dtype)
+    if build not in ("auto", "direct", "packed"):
+        raise ValueError(f"build={build!r} must be 'auto', 'direct' or 'packed'")
+    n, d = len(directions), weights.d_in
+    if build == "packed" or (build == "auto" and use_packed(weights, n, directions.dtype)):
+        return packed_interactions(weights).matrices(directions, chunk_size=chunk_size)
     chunk_size = chunk_size or default_chunk_size(weights, directions.dtype)
     coefficients = hidden_coefficients(weights, directions)
     return torch.cat(
         [build_interaction_matrices(weights, c) for c in coefficients.split(chunk_size)]
-        or [coefficients.new_zeros(0, weights.d_in, weights.d_in)]
+        or [coefficients.new_zeros(0, d, d)]
     )
