@@ -63,12 +63,13 @@ class TrainConfig:
         progress: show a tqdm progress bar.
         wandb_project: also log to this Weights & Biases project (needs ``wandb``).
         time_budget_s: fit the run into this many wall-clock seconds: at step
-            ``max(5, min(warmup_steps, 20))`` the measured time per step lowers (never
-            raises) ``total_tokens`` so training ends in time (steps before then are
-            warm-up steps, whose learning rates do not depend on the budget); every 25
-            steps the plan is checked again and lowered if the machine got slower
-            (steepening the rest of the decay); a run still going at 1.25x the budget
-            stops like a Ctrl-C (checkpoint saved). Such runs resume, but not exactly.
+            ``max(5, min(warmup_steps, 20))`` the measured time per step sets the number
+            of steps (at most ``total_tokens``' worth) so training ends in time; steps
+            before then are warm-up steps, whose learning rates do not depend on it.
+            Every 25 steps the plan is re-checked against the recent speed (a change
+            changes the slope of the rest of the decay); a run still going at 1.25x the
+            budget stops like a Ctrl-C (checkpoint saved). Such runs resume, but not
+            exactly.
     """
 
     out_dir: str = "runs/bilinear"

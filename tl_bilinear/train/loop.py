@@ -50,7 +50,7 @@ from tl_bilinear.train.state import optimizer_from_files, rng_from_files, write_
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
-#: With a time budget, the plan is re-checked every this many steps (and only lowered).
+#: With a time budget, the plan is re-checked every this many steps.
 REPLAN_EVERY = 25
 
 
@@ -132,7 +132,7 @@ class Trainer:
 
             use_fast_attention(self.model)
         self.optimizer = make_optimizer(self.model, cfg)
-        self.max_steps = cfg.max_steps
+        self.max_steps = self._budget_steps = cfg.max_steps
         self.step, self.tokens, self.val_loss, self.elapsed = 0, 0, None, 0.0
         self.train_loss, self.resumed = float("nan"), saved is not None
         if self.info.world_size * cfg.grad_accum > cfg.batch_size or cfg.batch_size % (
@@ -289,21 +289,22 @@ class Trainer:
         distributed.barrier(self.info)
 
     def _fit_time_budget(self, wall_start: float, window_start: float, window_steps: int) -> None:
-        """Lower ``max_steps`` (never raise it) so the run ends within ``time_budget_s``.
+        """Set ``max_steps`` so the run ends within ``time_budget_s`` (at most the token budget).
 
         Uses the wall-clock time per step of the last ``window_steps`` steps (all ranks
-        agree on the smallest plan). ``cfg.total_tokens`` is updated to match, so the
-        checkpoint records the plan and a resume continues it. A plan lowered after
-        warm-up steepens the rest of the decay (the learning rate drops at that step).
+        agree on the smallest plan) and keeps 10% of the budget in reserve. The plan
+        moves only by more than 2% (so noise does not wiggle the schedule); raising it
+        recovers from a slow-down during an earlier check. ``cfg.total_tokens`` is
+        updated to match, so the checkpoint records the plan. A plan changed after
+        warm-up changes the slope of the rest of the decay.
         """
         now = time.perf_counter()
         per_step = (now - window_start) / window_steps
-        margin = 0.9  # the last evaluation and checkpoint, and slow-downs, need some room
-        fits = self.step + int((margin * self.cfg.time_budget_s - (now - wall_start)) / per_step)
-        planned = max(self.step + 1, min([self.max_steps, *distributed.gather_json(fits, self.info)]))
-        if planned < self.max_steps:
+        fits = self.step + int((0.9 * self.cfg.time_budget_s - (now - wall_start)) / per_step)
+        planned = max(self.step + 1, min([self._budget_steps, *distributed.gather_json(fits, self.info)]))
+        if abs(planned - self.max_steps) > 0.02 * self.max_steps:
             logger.info(
-                "time budget %.0f s at %.2f s/step: training %d steps instead of %d",
+                "time budget %.0f s at %.2f s/step: training %d steps (was %d)",
                 self.cfg.time_budget_s, per_step, planned, self.max_steps,
             )
             self.cfg = dataclasses.replace(self.cfg, total_tokens=planned * self.cfg.tokens_per_step)
