@@ -94,6 +94,8 @@ def test_demo_small_end_to_end(tmp_path):
     assert summary["identity_max_abs_error"] < 1e-3 * max(1.0, summary["identity_max_abs_value"])
     assert (tmp_path / "demo" / "spectra.png").read_bytes()[:4] == b"\x89PNG"
     assert len(summary["words"]) >= 2
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert "circuitsvis" in report.lower() and "Top-activating dataset contexts" in report
 
 
 def test_train_flags_build_the_config(tmp_path):

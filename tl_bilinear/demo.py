@@ -12,7 +12,10 @@ a fixed wall-clock budget (default 7 minutes on 2 CPU cores, at most 10):
 4. eigendecomposes the interaction matrices of a few sentiment words' unembedding
    directions, plots their spectra (``out/spectra.png``), and checks the identity
    ``u · hook_mlp_out == Σ λ_i (v_i · x)²`` on held-out stories;
-5. writes everything to ``out/demo_summary.json``.
+5. writes the self-contained HTML analysis report of ``" sad"`` vs ``" happy"``
+   (spectrum, top eigenvectors, direct-path tokens, activations on a held-out story,
+   top-activating validation contexts) to ``out/report.html``;
+6. writes everything to ``out/demo_summary.json``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class DemoResult:
     identity_max_abs_error: float
     identity_max_abs_value: float
     spectra_png: str
+    report_html: str
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,26 +104,6 @@ def _sentiment_words(model) -> list[str]:
     return words[:3]
 
 
-def spectra_figure(eig, words: list[str]):
-    """One panel per word: its interaction matrix's eigenvalues, sorted, both signs."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.2 * len(words), 3.4), dpi=110)
-    FigureCanvasAgg(fig)
-    for i, word in enumerate(words):
-        values = eig.eigenvalues[i].detach().float().sort(descending=True).values.cpu().numpy()
-        ax = fig.add_subplot(1, len(words), i + 1)
-        ax.bar(range(len(values)), values, width=1.0, color=["tab:blue" if v >= 0 else "tab:red" for v in values])
-        ax.axhline(0, color="black", linewidth=0.5)
-        ax.set_title(f"layer {eig.layer}: W_U[{word!r}]")
-        ax.set_xlabel("eigenvalue index (sorted)")
-        if i == 0:
-            ax.set_ylabel("λ")
-    fig.tight_layout()
-    return fig
-
-
 def analyse(model, layer: int, texts: list[str], out_dir: Path) -> dict[str, Any]:
     """Eigen-spectra of sentiment words and the identity check on real text.
 
@@ -133,13 +117,12 @@ def analyse(model, layer: int, texts: list[str], out_dir: Path) -> dict[str, Any
         ``{"words", "top_eigenvalues", "identity_max_abs_error", "identity_max_abs_value", "spectra_png"}``.
     """
     from tl_bilinear.analysis import eigendecompose, mlp_input, mlp_input_hook_names, unembed_directions
+    from tl_bilinear.viz import save_figure, spectra_figure
 
     words = _sentiment_words(model)
     directions = unembed_directions(model, words)  # [n, d_model]
     eig = eigendecompose(model, layer, directions)  # all eigenpairs: the identity is exact
-    fig = spectra_figure(eig, words)
-    png = out_dir / "spectra.png"
-    fig.savefig(png)
+    png = save_figure(spectra_figure(eig.eigenvalues, [f"W_U[{w!r}]" for w in words], f"layer {layer}"), out_dir / "spectra.png")
     tokens = model.to_tokens(texts[:4], padding_side="right")[:, : model.cfg.n_ctx]
     names = [*mlp_input_hook_names(model, layer), f"blocks.{layer}.hook_mlp_out"]
     with torch.no_grad():
@@ -154,6 +137,31 @@ def analyse(model, layer: int, texts: list[str], out_dir: Path) -> dict[str, Any
         "identity_max_abs_value": float(direct.abs().max()),
         "spectra_png": str(png),
     }
+
+
+def write_report(model, layer: int, text: str, dataset, path: Path, *, small: bool = False) -> Path:
+    """The self-contained HTML report of ``" sad"`` (vs ``" happy"`` when both are tokens).
+
+    Args:
+        model: the trained model (with tokenizer).
+        layer: the layer to analyse.
+        text: a story to show the eigenvectors' activations on.
+        dataset: a ``TokenBlockStream`` to scan for top-activating contexts.
+        path: where to write the page.
+        small: scan fewer contexts.
+
+    Returns:
+        The path written.
+    """
+    from tl_bilinear.viz import analysis_report
+
+    words = _sentiment_words(model)
+    direction = " sad" if " sad" in words else words[0]
+    versus = " happy" if " happy" in words and direction != " happy" else None
+    batches = dataset.batches(8 if small else 32)
+    report = analysis_report(model, layer, direction, versus=versus, text=text, dataset=batches,
+                             max_batches=2 if small else 8)  # fmt: skip
+    return report.save(path)
 
 
 def run_demo(
@@ -222,12 +230,16 @@ def run_demo(
     held_out = [d for i, d in enumerate(itertools.islice(iter_documents("builtin"), 5000)) if is_validation(i, VAL_FRACTION)]
     analysis = analyse(model, model.cfg.n_layers - 1, held_out, out)
     seconds["analysis"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    report = write_report(model, model.cfg.n_layers - 1, held_out[0], val_stream, out / "report.html", small=small)
+    seconds["report"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
 
     demo = DemoResult(
         out_dir=str(out), preset=cfg.preset, tokens=result.tokens, steps=result.step, train_seconds=seconds["train"],
         tokens_per_s=result.tokens / max(result.elapsed_s, 1e-9), val_loss=float(result.val_loss),
-        unigram_entropy=entropy, samples=samples, seconds=seconds, **analysis,
+        unigram_entropy=entropy, samples=samples, seconds=seconds, report_html=str(report), **analysis,
     )  # fmt: skip
     (out / "demo_summary.json").write_text(json.dumps(asdict(demo), indent=2))
     _report(demo, stream)
@@ -245,6 +257,7 @@ def _report(demo: DemoResult, stream: TextIO) -> None:
     w(f"trained on            {demo.tokens:,} tokens, {demo.steps} steps, {demo.tokens_per_s:,.0f} tokens/s\n")
     w("\n=== weight-based analysis ===\n")
     w(f"spectra of {', '.join(repr(x) for x in demo.words)}: {demo.spectra_png}\n")
+    w(f"analysis report (opens offline in a browser): {demo.report_html}\n")
     for word, values in demo.top_eigenvalues.items():
         w(f"  top |λ| of W_U[{word!r}]: {', '.join(f'{v:+.4f}' for v in values)}\n")
     w(

@@ -5,7 +5,7 @@ every token (see :mod:`tl_bilinear.viz.html`).
 """
 
 from tl_bilinear.viz.html import HTMLDocument
-from tl_bilinear.viz.plots import effective_rank_figure, figure_data_uri, save_figure, spectrum_figure
+from tl_bilinear.viz.plots import effective_rank_figure, figure_data_uri, save_figure, spectra_figure, spectrum_figure
 from tl_bilinear.viz.report import analysis_report
 from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
 
@@ -17,6 +17,7 @@ __all__ = [
     "effective_rank_figure",
     "figure_data_uri",
     "save_figure",
+    "spectra_figure",
     "spectrum_figure",
     "topk_samples",
     "topk_tokens",

@@ -28,6 +28,20 @@ def _as_numpy(values, ndim: int, what: str) -> np.ndarray:
     return array
 
 
+def _draw_spectrum(ax, values: np.ndarray, title: str) -> None:
+    """Bars of λ sorted from most positive to most negative, with the effective rank."""
+    ordered = np.sort(values[np.isfinite(values)])[::-1]
+    l2 = float(np.square(ordered).sum())
+    eff = float(np.abs(ordered).sum() ** 2 / l2) if l2 > 0 else 0.0
+    ax.bar(np.arange(len(ordered)), ordered, color=[POSITIVE if v >= 0 else NEGATIVE for v in ordered], width=1.0)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("eigenvalue index (sorted by λ)")
+    ax.set_ylabel("λ")
+    ax.set_title(title)
+    ax.text(0.99, 0.95, f"effective rank {eff:.2f}\n{(ordered > 0).sum()} positive, {(ordered < 0).sum()} negative",
+            transform=ax.transAxes, ha="right", va="top", fontsize=8)
+
+
 def spectrum_figure(
     eigenvalues: Float[Tensor, "k"],
     title: str = "eigenvalue spectrum",
@@ -48,21 +62,38 @@ def spectrum_figure(
         ValueError: if ``eigenvalues`` is not a non-empty 1-D array.
     """
     values = _as_numpy(eigenvalues, 1, "eigenvalues")
-    finite = values[np.isfinite(values)]
-    ordered = np.sort(finite)[::-1]
-    l2 = float(np.square(ordered).sum())
-    eff = float(np.abs(ordered).sum() ** 2 / l2) if l2 > 0 else 0.0
     fig = Figure(figsize=(6.4, 3.2), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    colors = [POSITIVE if v >= 0 else NEGATIVE for v in ordered]
-    ax.bar(np.arange(len(ordered)), ordered, color=colors, width=1.0)
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xlabel("eigenvalue index (sorted by λ)")
-    ax.set_ylabel("λ")
-    ax.set_title(title if label is None else f"{title}: {label}")
-    ax.text(0.99, 0.95, f"effective rank {eff:.2f}\n{(ordered > 0).sum()} positive, {(ordered < 0).sum()} negative",
-            transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    _draw_spectrum(fig.add_subplot(), values, title if label is None else f"{title}: {label}")
+    fig.tight_layout()
+    return fig
+
+
+def spectra_figure(
+    eigenvalues: Float[Tensor, "n k"],
+    labels: list[str],
+    title: str = "eigenvalue spectrum",
+) -> Figure:
+    """One panel per direction, side by side, as in ``spectrum_figure``.
+
+    Args:
+        eigenvalues: [n, k], one row per direction (e.g. ``eig.eigenvalues``).
+        labels: n captions.
+        title: prefix of each panel's title.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: if ``eigenvalues`` is not a non-empty 2-D array or the labels do not match.
+    """
+    values = _as_numpy(eigenvalues, 2, "eigenvalues")
+    if len(labels) != len(values):
+        raise ValueError(f"got {len(labels)} labels for {len(values)} directions")
+    fig = Figure(figsize=(4.2 * len(values), 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (row, label) in enumerate(zip(values, labels)):
+        _draw_spectrum(fig.add_subplot(1, len(values), i + 1), row, f"{title}: {label}")
     fig.tight_layout()
     return fig
 
