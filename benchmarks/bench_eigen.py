@@ -12,15 +12,13 @@ layer (random weights from ``tl_bilinear.make_model``) three ways:
 3. ours: ``tl_bilinear.analysis.eigendecompose(model, 0, U, k=k)`` with method "auto"
    (today the matrix-free batched Lanczos with a dense fallback for unconverged
    directions: it measured fastest);
-3'. the explicit route for comparison: ``eigendecompose(..., method="krylov")`` (Q built as
-   in 2, then block Krylov Rayleigh–Ritz with a dense fallback at its basis cap).
 
 It prints both speed-ups, ours' accuracy against the dense route, the measured fp32 GEMM
 peak, the matmul-bound floor (the FLOPs of building the upper triangles of all the Q's,
 ``n d (d+1)/2 m 2``, over that peak) and ours / floor. A synthetic low-effective-rank
 layer (closer to trained weights: a few dominant eigenvalues) is timed too.
 
-    python benchmarks/bench_eigen.py [--n 1024 --k 16 --d-model 512 --d-mlp 2048] [--threads 2] [--no-krylov] [--json out.json]
+    python benchmarks/bench_eigen.py [--n 1024 --k 16 --d-model 512 --d-mlp 2048] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -94,32 +92,6 @@ def accuracy(all_values, all_vectors, values, vectors, k) -> dict:
     )
 
 
-class KrylovCounter:
-    """Counts the directions block Krylov converged on inside ``eigendecompose`` (benchmark-only patch)."""
-
-    def __init__(self):
-        self.converged, self.total = 0, 0
-        self._topk = eigen_module.block_krylov_topk
-
-    def __enter__(self):
-        def block_krylov_topk(*args, **kwargs):
-            out = self._topk(*args, **kwargs)
-            self.converged, self.total = self.converged + int(out[2].sum()), self.total + len(out[2])
-            return out
-
-        eigen_module.block_krylov_topk = block_krylov_topk
-        return self
-
-    def __exit__(self, *exc):
-        eigen_module.block_krylov_topk = self._topk
-
-
-def run_krylov(model, U, k):
-    with KrylovCounter() as counter:
-        eig, seconds = timed(lambda: eigendecompose(model, 0, U, k=k, method="krylov"))
-    return eig, seconds, counter
-
-
 class Counter:
     """Counts matvec rows and Lanczos outcomes inside ``eigendecompose`` (benchmark-only patch)."""
 
@@ -179,7 +151,6 @@ def main() -> None:
                         help="directions of the low-rank variant checked (and timed) densely; 0 skips the variant")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--no-krylov", action="store_true", help="skip route 3' (explicit Q + block Krylov)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.threads:
@@ -216,12 +187,6 @@ def main() -> None:
     acc = accuracy(all_values, all_vectors, eig.eigenvalues, eig.eigenvectors, k)
     ours_flops = counter.rows * 8 * d * m  # two [rows, d] x [d, 2m]-shaped GEMMs per matvec row
     packed_flops = d * (d + 1) * d * (m + n)  # T once (d(d+1)/2 m d_out 2) + U Tᵀ (n d(d+1)/2 d_out 2)
-    krylov = None
-    if not args.no_krylov:
-        keig, krylov_s, kcounter = run_krylov(model, U, k)
-        krylov = dict(seconds=krylov_s, converged=kcounter.converged, total=kcounter.total,
-                      **accuracy(all_values, all_vectors, keig.eigenvalues, keig.eigenvectors, k))
-        del keig
     del all_vectors
 
     results = dict(
@@ -229,19 +194,15 @@ def main() -> None:
         floor_s=floor, paper_s=paper, paper_einsum_s=paper_build, dense_s=dense, dense_build_s=dense_build,
         dense_eigh_s=dense_eigh_s, ours_s=ours, paper_over_ours=paper / ours, dense_over_ours=dense / ours,
         ours_over_floor=ours / floor, ours_matvec_gflop=ours_flops / 1e9, ours_gflops=ours_flops / ours / 1e9,
-        dense_build_gflops=packed_flops / dense_build / 1e9, dense_build_over_floor=dense_build / floor, krylov=krylov,
-        mean_krylov_steps=counter.rows / n, lanczos_converged=counter.converged, **acc,
+        dense_build_gflops=packed_flops / dense_build / 1e9, dense_build_over_floor=dense_build / floor,
+        mean_lanczos_steps=counter.rows / n, lanczos_converged=counter.converged, **acc,
     )
     print(f"(1) paper einsum + eigh : {paper:7.2f} s  (einsum {paper_build:.2f} s + eigh {dense_eigh_s:.2f} s)")
     print(f"(2) packed build + eigh : {dense:7.2f} s  (build {dense_build:.2f} s = {dense_build / floor:.2f} x floor, "
           f"{packed_flops / 1e9:.0f} GFLOP at {results['dense_build_gflops']:.0f} GFLOP/s + eigh {dense_eigh_s:.2f} s)")
-    print(f"(3) ours (auto: Lanczos): {ours:7.2f} s  ({results['mean_krylov_steps']:.0f} matvecs per direction, "
+    print(f"(3) ours (auto: Lanczos): {ours:7.2f} s  ({results['mean_lanczos_steps']:.0f} matvecs per direction, "
           f"{ours_flops / 1e9:.0f} GFLOP at {results['ours_gflops']:.0f} GFLOP/s; "
           f"{counter.converged}/{counter.total} converged, the rest went dense)")
-    if krylov is not None:
-        print(f"(3') Q + block Krylov   : {krylov['seconds']:7.2f} s  ({krylov['converged']}/{krylov['total']} "
-              f"converged in the Krylov cap, the rest went dense; max rel error "
-              f"{krylov['eigenvalue_max_rel_error']:.1e})")
     print(f"speed-up: {paper / ours:.1f}x over the paper code, {dense / ours:.1f}x over the best dense route "
           f"(target >= 5x); ours / floor = {ours / floor:.2f} (target <= 2)")
     print(f"accuracy: top-{k} eigenvalue max rel error {acc['eigenvalue_max_rel_error']:.1e} (target <= 1e-5); "
@@ -252,8 +213,6 @@ def main() -> None:
     if args.low_rank_dense:
         low_rank_(model)
         eig, low_ours, counter = run_ours(model, U, k)
-        if not args.no_krylov:
-            _, low_krylov, kcounter = run_krylov(model, U, k)
         sub = min(args.low_rank_dense, n)
         Q, build = timed(lambda: interaction_matrices(model, 0, U, build="packed"))  # all n: T amortised
         Q = Q[:sub]
@@ -265,20 +224,15 @@ def main() -> None:
         eff_rank = ((spectrum.sum(1) ** 2) / spectrum.square().sum(1)).mean().item()
         results["low_rank"] = dict(
             ours_s=low_ours, dense_s_scaled=low_dense, dense_directions_timed=sub, dense_over_ours=low_dense / low_ours,
-            ours_over_floor=low_ours / floor, mean_krylov_steps=counter.rows / n, effective_rank=eff_rank,
+            ours_over_floor=low_ours / floor, mean_lanczos_steps=counter.rows / n, effective_rank=eff_rank,
             lanczos_converged=counter.converged, **low_acc,
         )
-        if not args.no_krylov:
-            results["low_rank"].update(krylov_s=low_krylov, krylov_converged=kcounter.converged)
         print(f"low-rank variant (mean effective rank {eff_rank:.0f}): ours {low_ours:.2f} s "
               f"({counter.rows / n:.0f} matvecs per direction, {counter.converged}/{counter.total} converged); "
               f"dense {low_dense:.2f} s (packed build of all {n}, eigh timed on {sub} and scaled x{n / sub:g}); "
               f"{low_dense / low_ours:.1f}x; ours / floor = {low_ours / floor:.2f}; "
               f"max rel error {low_acc['eigenvalue_max_rel_error']:.1e}, "
               f"min |cos| separated {low_acc['eigenvector_min_abs_cos_separated']}")
-        if not args.no_krylov:
-            print(f"  low-rank Q + block Krylov: {low_krylov:.2f} s ({kcounter.converged}/{kcounter.total} converged "
-                  f"in the Krylov cap)")
     results["load_average_end"] = os.getloadavg()[0]
     print(f"load average at the end {results['load_average_end']:.1f}")
     if args.json:

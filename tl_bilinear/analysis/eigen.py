@@ -11,7 +11,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from tl_bilinear.analysis.block_krylov import block_krylov_topk
 from tl_bilinear.analysis.interaction import (
     bias_constant,
     build_interaction_matrices,
@@ -150,26 +149,14 @@ def _dense_topk(weights: BilinearWeights, directions: Tensor, k: int, chunk_size
     return torch.cat(values), torch.cat(vectors)
 
 
-def _krylov_topk(weights: BilinearWeights, directions: Tensor, k: int, chunk_size: int, progress: bool,
-                 tol: float | None, seed: int):
-    values, vectors = [], []
-    for Q in _matrix_chunks(weights, directions, chunk_size, progress, "block Krylov"):
-        v, V, _ = block_krylov_topk(Q, k, tol=tol, seed=seed)
-        values.append(v)
-        vectors.append(canonical_sign(V))
-    if not values:
-        return directions.new_zeros(0, k), directions.new_zeros(0, k, weights.d_in)
-    return torch.cat(values), torch.cat(vectors)
-
-
 def use_lanczos(k: int, d_in: int) -> bool:
     """The automatic choice: matrix-free Lanczos when few eigenpairs of a wide layer are wanted.
 
     Measured (benchmarks/bench_eigen.py: ts-medium shape, d_in 512, d_mlp 2048, top 16 of
-    1024 directions, 2 cores): it beats building Q (packed, ~2.7 s) and running block
-    Krylov on it, on flat spectra (random weights; 6.4 s vs 18 s: block Krylov needs a
-    polynomial degree near 100, reaches its cap and goes dense) and on low-rank ones
-    (1.6 s vs 5.4 s).
+    1024 directions, 2 cores): it beats building Q (packed, ~2.7 s) and then dense eigh,
+    and it beat a block Krylov Rayleigh-Ritz on the built Q (since removed) on flat
+    spectra (random weights; 6.4 s vs 18 s: block Krylov needs a polynomial degree near
+    100) and on low-rank ones (1.6 s vs 5.4 s).
     """
     return d_in >= 64 and 4 * k <= d_in
 
@@ -180,7 +167,7 @@ def eigendecompose(
     directions: Float[Tensor, "n d_model"] | Float[Tensor, "d_model"],
     k: int | None = None,
     *,
-    method: Literal["auto", "dense", "lanczos", "krylov"] = "auto",
+    method: Literal["auto", "dense", "lanczos"] = "auto",
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
     tol: float | None = None,
@@ -196,18 +183,16 @@ def eigendecompose(
         k: eigenpairs to keep per direction, largest |λ| first; None keeps all.
         method: "dense" builds each Q and runs ``torch.linalg.eigh``; "lanczos" runs a
             batched matrix-free Lanczos that never forms Q and checks convergence, falling
-            back to the dense route for any direction that did not converge; "krylov"
-            builds each Q and runs block Krylov Rayleigh–Ritz on it (``block_krylov``:
-            true residuals, dense fallback at its basis cap); "auto" uses Lanczos when
+            back to the dense route for any direction that did not converge; "auto" uses Lanczos when
             ``4 k <= d_in`` and ``d_in >= 64`` (see ``use_lanczos``), else dense. Every
             route that builds Q picks the faster build for the number of directions
             (``interaction.use_packed``). No route returns unconverged pairs.
         dtype: float32 or float64 (default: float64 for float64 models, else float32).
-        chunk_size: directions per dense / Krylov chunk (default: about 256 MiB of scratch).
-        tol: Lanczos / block Krylov relative residual tolerance (default: the solvers',
+        chunk_size: directions per dense chunk (default: about 256 MiB of scratch).
+        tol: Lanczos relative residual tolerance (default: the solver's,
             1e-5 in float32 and 1e-9 in float64, relative to the largest |λ|).
         seed: start-vector seed.
-        progress: show a progress bar over dense / Krylov chunks.
+        progress: show a progress bar over dense chunks.
 
     Returns:
         The Eigendecomposition.
@@ -222,12 +207,10 @@ def eigendecompose(
     k = d_in if k is None else k
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= d_in:
         raise ValueError(f"k={k!r} must be None or an int in [0, {d_in}] (the MLP input width)")
-    if method not in ("auto", "dense", "lanczos", "krylov"):
-        raise ValueError(f"method={method!r} must be 'auto', 'dense', 'lanczos' or 'krylov'")
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method={method!r} must be 'auto', 'dense' or 'lanczos'")
     chunk_size = chunk_size or default_chunk_size(weights, directions.dtype)
-    if method == "krylov":
-        values, vectors = _krylov_topk(weights, directions, k, chunk_size, progress, tol, seed)
-    elif method == "lanczos" or (method == "auto" and use_lanczos(k, d_in)):
+    if method == "lanczos" or (method == "auto" and use_lanczos(k, d_in)):
         values, vectors, converged = lanczos_topk(
             bilinear_matvec(weights.W_gate, weights.W_in, hidden_coefficients(weights, directions)),
             len(directions), d_in, k, dtype=directions.dtype, device=directions.device, seed=seed,
