@@ -14,10 +14,13 @@ matrices in torch (a dense ``eigh`` of a thousand 100 x 100 matrices costs more 
 the Lanczos steps). A direction has converged when each of its top-k Ritz pairs (by
 |θ|) has
 
-    ||Q x - θ x||² = ||T y - θ y||² + (β_s y_s)²  <=  (tol · max|θ|)²
+    ||Q x - θ x||² = ||T y - θ y||² + (β_s y_s)²  <=  (tol · max(|θ|, FLOOR · max|θ|))²
 
 (x = V y: the exact residual for an orthonormal basis V; the second term is the
-classical Lanczos estimate, the first is zero for an exact eigenvector of T). Converged
+classical Lanczos estimate, the first is zero for an exact eigenvector of T). The bound
+is relative to each pair's own |θ| (so a small eigenvalue among the top k is as accurate,
+relatively, as the largest), but never tighter than ``FLOOR`` times the largest |θ| (so
+eigenvalues near zero, e.g. of a rank-deficient Q, still converge). Converged
 directions leave the batch; the rest continue their own Krylov bases (``matvec`` gets
 the index of the directions still running) up to ``max_steps``, with the next check
 predicted from how fast the residuals fell. A Krylov space that becomes invariant
@@ -46,6 +49,15 @@ MatVec = Callable[[Float[Tensor, "n_sub d"], Int[Tensor, "n_sub"]], Float[Tensor
 
 #: Default relative residual tolerance, per dtype.
 DEFAULT_TOL = {torch.float32: 1e-5, torch.float64: 1e-9}
+
+#: Residuals are measured against max(|θ_i|, FLOOR · max|θ|).
+FLOOR = 0.1
+
+
+def _allowed(theta: Tensor, tol: float) -> Tensor:
+    """The residual each Ritz pair may have: ``tol · max(|θ_i|, FLOOR · max|θ|)`` ([r, k])."""
+    magnitude = theta.abs()
+    return tol * torch.maximum(magnitude, FLOOR * magnitude.amax(1, keepdim=True))
 
 
 def bilinear_matvec(
@@ -311,7 +323,7 @@ def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, step
             rows = rows[torch.linspace(0, len(rows) - 1, _SAMPLE, device=device).long()]  # a sample first
         for attempt in range(2):
             theta, _, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k)
-            ratio = (res / (tol * theta[:, :1].abs())).masked_fill(res == 0, 0).amax(1).double()  # <= 1: converged
+            ratio = (res / _allowed(theta, tol)).masked_fill(res == 0, 0).amax(1).double()  # <= 1: converged
             if attempt or len(rows) == int(live.sum()) or not (ratio <= 1).any():
                 break
             rows = live.nonzero()[:, 0]  # someone in the sample converged: check them all
@@ -325,7 +337,7 @@ def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, step
             i = batch.index[fin]
             values[i] = theta.to(dtype) * batch.scale[fin, None]
             vectors[i] = X / X.norm(dim=2, keepdim=True)
-            converged[i] = (res <= tol * theta[:, :1].abs()).all(1)
+            converged[i] = (res <= _allowed(theta, tol)).all(1)
             live[fin] = False
         if not live.any():
             return
@@ -375,9 +387,10 @@ def lanczos_topk(
             :func:`default_steps`).
         max_steps: Krylov dimension at which the remaining directions stop (default d,
             where Lanczos is exact).
-        tol: relative residual tolerance: converged means ``||Q v - θ v|| <= tol max|θ|``
-            for each of the k pairs, which bounds each eigenvalue's error by
-            ``tol max|θ|`` (default 1e-5 in float32, 1e-9 in float64).
+        tol: relative residual tolerance: converged means
+            ``||Q v - θ v|| <= tol max(|θ|, FLOOR max|θ|)`` for each of the k pairs, which
+            bounds each eigenvalue's error by that much (default 1e-5 in float32, 1e-9
+            in float64).
         seed: seed of the random start vectors.
         check_every: steps between convergence checks (default: predicted from how
             fast the residuals fell since the previous check).
