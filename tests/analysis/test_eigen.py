@@ -202,6 +202,14 @@ def test_bad_k_and_method(tiny_model):
         eig.contributions(torch.zeros(31, dtype=torch.float64))
 
 
+def test_results_carry_no_autograd_graph(tiny_model):
+    U = tiny_model.W_U[:, :3].T  # a slice of a parameter: requires grad
+    assert U.requires_grad
+    assert not interaction_matrices(tiny_model, 0, U).requires_grad
+    assert not eigendecompose(tiny_model, 0, U).eigenvalues.requires_grad
+    assert not hosvd(tiny_model, 0, U).singular_values.requires_grad
+
+
 def test_token_id_out_of_range(tiny_model):
     with pytest.raises(ValueError, match=r"token id 97 is outside the vocabulary \[0, 97\)"):
         unembed_directions(tiny_model, 97)

@@ -21,13 +21,13 @@ def as_directions(directions: Tensor, width: int) -> Float[Tensor, "n width"]:
         width: the width the layer writes (its ``d_out``, usually ``d_model``).
 
     Returns:
-        The directions as a [n, width] tensor.
+        The directions as a [n, width] tensor, detached (analysis results carry no
+        autograd graph, even for directions sliced from a model's parameters).
 
     Raises:
         ValueError: if the shape is wrong or a value is not finite.
     """
-    if not isinstance(directions, Tensor):
-        directions = torch.as_tensor(directions)
+    directions = directions.detach() if isinstance(directions, Tensor) else torch.as_tensor(directions)
     shape = tuple(directions.shape)
     if directions.ndim == 1:
         directions = directions[None]
