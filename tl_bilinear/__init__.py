@@ -14,8 +14,7 @@ from tl_bilinear.config import (  # noqa: E402
     list_presets,
     register_preset,
 )
-from tl_bilinear.model import freeze_biases, make_model  # noqa: E402
-from tl_bilinear.model import load, save  # noqa: E402
+from tl_bilinear.model import freeze_biases, load, make_model, save  # noqa: E402
 
 __version__ = "0.1.0"
 

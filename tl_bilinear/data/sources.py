@@ -289,19 +289,10 @@ class DocumentStream:
                 yield doc
 
 
-def iter_documents(
-    source: str | os.PathLike,
-    *,
-    split: str = "train",
-    seed: int = 0,
-    skip_invalid: bool = False,
-    text_column: str = "text",
-    start: int = 0,
-    limit: int | None = None,
-    hub_config: str | None = None,
-    data_files: Any = None,
-) -> DocumentStream:
+def iter_documents(source: str | os.PathLike, **options: Any) -> DocumentStream:
     """Documents (str) from a source: ``"builtin"``, a local path, or a hub dataset name.
+
+    Keyword options are those of ``DocumentStream``:
 
     Args:
         source: ``"builtin"``, a file or directory (``.txt`` / ``.jsonl`` / ``.parquet``),
@@ -328,7 +319,4 @@ def iter_documents(
             (``InvalidUTF8Error``, naming the file, line and byte offset), a missing
             text field, or a hub dataset that cannot be opened.
     """
-    return DocumentStream(
-        source, split=split, seed=seed, skip_invalid=skip_invalid, text_column=text_column,
-        start=start, limit=limit, hub_config=hub_config, data_files=data_files,
-    )
+    return DocumentStream(source, **options)
