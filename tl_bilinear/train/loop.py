@@ -41,7 +41,6 @@ from tl_bilinear.train.setup import (  # noqa: F401 (re-exported)
     ResumeMismatch,
     StreamFactory,
     check_resume,
-    check_vocab,
     default_streams,
     prepare_tokenizer,
     wandb_init,
@@ -124,6 +123,8 @@ class Trainer:
         self.tokenizer = tokenizer if tokenizer is not None or pretokenized else prepare_tokenizer(cfg, self.info, saved is not None)
         model_cfg = cfg.model_config()
         if self.tokenizer is not None:
+            from tl_bilinear.data import check_vocab
+
             check_vocab(self.tokenizer, model_cfg)
         self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
         self.model.tokenizer = self.tokenizer

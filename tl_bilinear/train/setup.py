@@ -1,4 +1,4 @@
-"""Setting a run up: resume checks, the tokenizer, data streams, vocabulary, wandb."""
+"""Setting a run up: resume checks, the tokenizer, data streams, wandb."""
 
 from __future__ import annotations
 
@@ -120,15 +120,6 @@ def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
         )
 
     return factory
-
-
-def check_vocab(tokenizer: Any, model_cfg: Any) -> None:
-    """Raise ValueError (with both sizes and the fix) if the tokenizer does not fit ``d_vocab``."""
-    if len(tokenizer) != model_cfg.d_vocab:
-        raise ValueError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's d_vocab is {model_cfg.d_vocab}; "
-            f"train a tokenizer with vocab_size={model_cfg.d_vocab} or set d_vocab={len(tokenizer)}"
-        )
 
 
 def wandb_init(cfg: TrainConfig) -> Any:
