@@ -186,3 +186,6 @@ def test_time_budget_lowers_the_token_budget_and_stops_overruns(tiny, tmp_path):
     result = slower.run()
     assert result.interrupted and result.step < result.max_steps
     assert json.loads((tmp_path / "run2" / "checkpoint" / "config.json").read_text())["step"] == result.step
+    again = Trainer(tiny(out_dir=tmp_path / "run2", total_tokens=1000 * 4 * 32, time_budget_s=1.0, warmup_steps=5,
+                         eval_every=0, save_every=0), resume=True)  # fmt: skip
+    assert (again.step, again.max_steps) == (result.step, result.max_steps)  # the same config resumes the plan

@@ -119,6 +119,8 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / RUN_CHECKPOINT
         saved = check_resume(cfg, self.info.world_size, resume)
+        if saved is not None and cfg.time_budget_s is not None:  # continue the saved run's plan
+            self.cfg = cfg = dataclasses.replace(cfg, total_tokens=saved[1]["max_steps"] * cfg.tokens_per_step)
         pretokenized = stream_factory is not None and tokenizer is None and cfg.tokenizer is None
         self.tokenizer = tokenizer if tokenizer is not None or pretokenized else prepare_tokenizer(cfg, self.info, saved is not None)
         model_cfg = cfg.model_config()

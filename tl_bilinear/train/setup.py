@@ -59,6 +59,8 @@ def check_resume(cfg: TrainConfig, world_size: int, resume: bool) -> tuple[dict,
     meta = read_checkpoint_config(directory)
     saved_cfg = TrainConfig.from_json({**meta["train_config"], "out_dir": cfg.out_dir})
     diff = saved_cfg.differences(cfg)
+    if saved_cfg.time_budget_s is not None and cfg.time_budget_s is not None:
+        diff.pop("total_tokens", None)  # the saved one is the time budget's plan; the Trainer continues it
     if diff:
         listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
         raise ResumeMismatch(
