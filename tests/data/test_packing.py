@@ -166,3 +166,18 @@ def test_unigram_entropy(tok):
     assert 3.0 < h < math.log(len(tok))
     with pytest.raises(ValueError, match="token ids must be in"):
         unigram_entropy(torch.tensor([0, 9]), 5)
+
+
+def test_resume_with_a_source_limit_reads_the_same_documents(tok):
+    limited = {"limit": 40}
+    ref = list(TokenBlockStream("builtin", tok, 64, source_kwargs=limited))
+    first = TokenBlockStream("builtin", tok, 64, source_kwargs=limited)
+    it = iter(first)
+    got = [next(it) for _ in range(len(ref) // 2)]
+    assert first.state_dict()["doc_index"] > 0
+    again = TokenBlockStream("builtin", tok, 64, source_kwargs=limited)
+    again.load_state_dict(first.state_dict())
+    got += list(again)
+    assert len(got) == len(ref) and all(torch.equal(a, b) for a, b in zip(got, ref))
+    with pytest.raises(ValueError, match="'start'"):
+        TokenBlockStream("builtin", tok, 64, source_kwargs={"start": 3})

@@ -120,6 +120,11 @@ class TokenBlockStream:
         self.split, self.rank, self.world_size, self.seed = split, rank, world_size, seed
         self.val_fraction, self.repeat, self.encode_batch = val_fraction, repeat, encode_batch
         self.source_kwargs = dict(source_kwargs or {})
+        if "start" in self.source_kwargs or "seed" in self.source_kwargs:
+            raise ValueError(
+                "source_kwargs may not set 'start' or 'seed': the stream sets the start position itself "
+                "(use load_state_dict to resume) and takes seed= directly"
+            )
         self.eos_id = int(tokenizer.eos_token_id)
         self._epoch = self._doc_index = self._token_offset = self._blocks = 0
 
@@ -168,7 +173,10 @@ class TokenBlockStream:
     def _documents(self, start: int) -> Iterable[str]:
         src = self.source
         if isinstance(src, (str, os.PathLike)):
-            return iter_documents(src, seed=self.seed, start=start, **self.source_kwargs)
+            kwargs = dict(self.source_kwargs)
+            if kwargs.get("limit") is not None:  # the limit counts from document 0, not from ``start``
+                kwargs["limit"] = max(0, kwargs["limit"] - start)
+            return iter_documents(src, seed=self.seed, start=start, **kwargs)
         if callable(src):
             return itertools.islice(src(), start, None)
         return itertools.islice(src, start, None)
