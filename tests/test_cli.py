@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import tl_bilinear
 from tl_bilinear import cli
 
 TINY = ["--preset", "ts-micro", "--set", "d_vocab=320", "--set", "n_ctx=32", "--set", "d_model=32",
@@ -74,6 +75,9 @@ def test_bad_input_is_one_clear_line(capsys, tmp_path):
     assert status == 2 and "/nonexistent/corpus.txt" in err
     status, err = run_main("train", "--out", tmp_path / "c", "--resume", capsys=capsys)
     assert status == 2 and "no checkpoint to resume" in err
+    tl_bilinear.save(tl_bilinear.make_model("ts-micro"), tmp_path / "saved")
+    status, err = run_main("train", "--out", tmp_path / "saved", "--resume", capsys=capsys)
+    assert status == 2 and "no training config" in err
     status, err = run_main("train", "--out", tmp_path / "d", "--batch-size", "0", capsys=capsys)
     assert status == 2 and "batch_size must be a positive integer, got 0" in err
 

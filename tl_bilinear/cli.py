@@ -130,9 +130,9 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     fields: dict[str, Any] = {}
     if args.resume:
         try:
-            fields.update(read_checkpoint_config(args.out)["train_config"])
+            fields.update(read_checkpoint_config(args.out).get("train_config", {}))
         except FileNotFoundError:
-            pass  # the Trainer reports it
+            pass  # the Trainer reports it (and a checkpoint without train_config)
     if args.config:
         if not os.path.isfile(args.config):
             raise FileNotFoundError(f"--config {args.config!r} does not exist")

@@ -102,6 +102,9 @@ def test_resume_with_a_different_config_is_refused(tiny, tmp_path):
         train(cfg)
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
         train(tiny(out_dir=tmp_path / "empty"), resume=True)
+    tl_bilinear.save(tl_bilinear.make_model("ts-micro"), tmp_path / "saved" / "checkpoint")  # no training state
+    with pytest.raises(ResumeMismatch, match="no training config"):
+        train(tiny(out_dir=tmp_path / "saved"), resume=True)
     result = train(tiny(out_dir=tmp_path / "run", eval_every=2), resume=True)  # logging fields may change
     assert result.step == 6
 

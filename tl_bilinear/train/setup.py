@@ -38,7 +38,8 @@ def check_resume(cfg: TrainConfig, world_size: int, resume: bool) -> tuple[dict,
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint.
         FileExistsError: a checkpoint exists and ``resume`` is false.
-        ResumeMismatch: the saved run used another config or number of processes.
+        ResumeMismatch: the saved run used another config or number of processes, or the
+            checkpoint is not a training run's.
     """
     out_dir = Path(cfg.out_dir)
     try:
@@ -57,6 +58,11 @@ def check_resume(cfg: TrainConfig, world_size: int, resume: bool) -> tuple[dict,
             "it, or choose another output directory"
         )
     meta = read_checkpoint_config(directory)
+    if "train_config" not in meta:
+        raise ResumeMismatch(
+            f"cannot resume {str(out_dir)!r}: its checkpoint has no training config (a model saved with "
+            "tl_bilinear.save, not a training run); start a new run in another directory"
+        )
     saved_cfg = TrainConfig.from_json({**meta["train_config"], "out_dir": cfg.out_dir})
     diff = saved_cfg.differences(cfg)
     if saved_cfg.time_budget_s is not None and cfg.time_budget_s is not None:
