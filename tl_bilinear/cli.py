@@ -163,10 +163,13 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``train``."""
-    from tl_bilinear.train import train
+    from tl_bilinear.train import distributed, train
 
     cfg = train_config_from_args(args)
-    result = train(cfg, resume=args.resume)
+    try:
+        result = train(cfg, resume=args.resume)
+    finally:
+        distributed.teardown()  # under torchrun: leave the process group cleanly
     if int(os.environ.get("RANK", "0")) == 0:
         status = "interrupted (resume with --resume)" if result.interrupted else "done"
         val = f"{result.val_loss:.4f}" if result.val_loss is not None else "n/a"
