@@ -108,3 +108,20 @@ def test_save_writes_a_full_page(tmp_path):
     path = colored_tokens(["a"], [1.0]).save(tmp_path / "sub" / "v.html")
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and 'charset="utf-8"' in text
+
+
+def test_partial_utf8_tokens_read_as_byte_escapes(text_model):
+    from tl_bilinear.analysis.directions import vocab_strings
+    from tl_bilinear.viz.tokens import display_vocab, readable_token
+
+    tok = text_model.tokenizer
+    decoded, shown = vocab_strings(text_model), display_vocab(text_model)
+    assert "\ufffd" in "".join(decoded)  # the byte tokens of the byte-level alphabet
+    assert "\ufffd" not in "".join(shown)
+    lead = tok.convert_tokens_to_ids("ð")  # the byte 0xF0, first byte of 4-byte characters such as emoji
+    assert decoded[lead] == "\ufffd" and shown[lead] == "\\xf0"
+    assert all(s == d for s, d in zip(shown, decoded) if "\ufffd" not in d)  # everything else unchanged
+    ids = tok("😀 sad", add_special_tokens=False)["input_ids"]
+    assert "".join(shown[i] for i in ids) == "\\xf0\\x9f\\x98\\x80 sad"
+    assert readable_token("\ufffd", "<0xF0>") == "<0xF0>"  # SentencePiece byte fallback stays readable
+    assert readable_token("\ufffd", None) == "\ufffd"

@@ -89,3 +89,10 @@ def test_tl_bilinear_command_dispatches_analyze(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tl_bilinear_main(["analyze", str(checkpoint), "--layer", "-1", "--token", " happy", "--out", str(out)])
     assert "tl-bilinear analyze: error: --layer -1 is out of range" in capsys.readouterr().err
+
+
+def test_report_shows_partial_utf8_tokens_as_byte_escapes(text_model):
+    page = analysis_report(text_model, 0, " sad", text="The dog 😀 was sad.", k=2, rank_sample=0).to_html()
+    tokens = [t for _, _, props in rendered_props(page) for t in props["tokens"]]
+    assert "\ufffd" not in "".join(tokens)
+    assert "\\xf0" in tokens and "\\x80" in tokens  # the emoji's four byte tokens

@@ -7,13 +7,14 @@ every token (see :mod:`tl_bilinear.viz.html`).
 from tl_bilinear.viz.html import HTMLDocument
 from tl_bilinear.viz.plots import effective_rank_figure, figure_data_uri, save_figure, spectra_figure, spectrum_figure
 from tl_bilinear.viz.report import analysis_report
-from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
+from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, display_vocab, topk_samples, topk_tokens
 
 __all__ = [
     "HTMLDocument",
     "analysis_report",
     "colored_tokens",
     "colored_tokens_multi",
+    "display_vocab",
     "effective_rank_figure",
     "figure_data_uri",
     "save_figure",

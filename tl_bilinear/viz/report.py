@@ -21,12 +21,11 @@ from transformer_lens import HookedTransformer
 from tl_bilinear.analysis import contrast_directions, effective_rank, eigendecompose, spectrum, unembed_directions
 from tl_bilinear.analysis.activations import eigen_activations
 from tl_bilinear.analysis.direct_path import direct_path_tokens
-from tl_bilinear.analysis.directions import vocab_strings
 from tl_bilinear.analysis.topk import top_activating_contexts
 from tl_bilinear.analysis.weights import check_layer
 from tl_bilinear.viz.html import HTMLDocument
 from tl_bilinear.viz.plots import effective_rank_figure, figure_html, spectrum_figure
-from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
+from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, display_vocab, topk_samples, topk_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ _SUMMARY_FIELDS = ("model_name", "n_layers", "d_model", "d_mlp", "n_heads", "n_c
 
 
 def _vocab(model: HookedTransformer) -> list[str]:
-    return vocab_strings(model) if model.tokenizer is not None else [f"#{i}" for i in range(model.cfg.d_vocab)]
+    return display_vocab(model) if model.tokenizer is not None else [f"#{i}" for i in range(model.cfg.d_vocab)]
 
 
 def _direction(model: HookedTransformer, direction, versus) -> tuple[str, Tensor]:

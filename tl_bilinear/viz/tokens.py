@@ -22,10 +22,68 @@ to override it, so :func:`topk_tokens` and :func:`topk_samples` are built from
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Any, Sequence
 
+from transformer_lens import HookedTransformer
+
+from tl_bilinear.analysis.directions import vocab_strings
 from tl_bilinear.viz.html import HTMLDocument, clean_values, escape_token, symmetric_bound
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_level_decoder() -> dict[str, int]:
+    """Byte-level BPE's character for each byte (GPT-2 layout), inverted: char -> byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    shifted = [b for b in range(256) if b not in printable]  # drawn as U+0100, U+0101, ...
+    table = {chr(b): b for b in printable}
+    table.update({chr(256 + i): b for i, b in enumerate(shifted)})
+    return table
+
+
+def readable_token(decoded: str, raw: str | None) -> str:
+    """A token's text for display, with partial UTF-8 shown as ``\\xNN`` instead of U+FFFD.
+
+    A byte-level BPE token that holds only part of a multi-byte character (e.g. the
+    first two bytes of an emoji) decodes to ``'\ufffd'``; this returns its bytes with
+    the undecodable ones written as ``\\xNN`` (``'\\xf0\\x9f'``). Tokens of other
+    tokenizers fall back to their raw token string (e.g. SentencePiece's ``<0xF0>``).
+
+    Args:
+        decoded: the token decoded on its own (``tokenizer.decode([id])``).
+        raw: the tokenizer's raw token string (``convert_ids_to_tokens(id)``), or None.
+
+    Returns:
+        ``decoded`` unchanged unless it holds U+FFFD that ``raw`` does not explain.
+    """
+    if "\ufffd" not in decoded or not raw or "\ufffd" in raw:
+        return decoded
+    table = _byte_level_decoder()
+    if all(char in table for char in raw):
+        return bytes(table[char] for char in raw).decode("utf-8", errors="backslashreplace")
+    return raw
+
+
+def display_vocab(model: HookedTransformer) -> list[str]:
+    """The display string of every token id: decoded text, partial UTF-8 as ``\\xNN``.
+
+    Use it (instead of ``vocab_strings``) to label token views, so byte tokens such as
+    the pieces of an emoji read ``\\xf0\\x9f`` rather than ``\ufffd``.
+
+    Args:
+        model: a HookedTransformer with a tokenizer.
+
+    Returns:
+        ``d_vocab`` strings, indexed by token id.
+
+    Raises:
+        ValueError: if the model has no tokenizer.
+    """
+    decoded = vocab_strings(model)
+    raw = model.tokenizer.convert_ids_to_tokens(list(range(len(decoded))))
+    return [readable_token(d, r) for d, r in zip(decoded, raw)]
 
 
 def _check_tokens(tokens: Sequence[str], what: str = "tokens") -> list[str]:
