@@ -65,8 +65,11 @@ def test_failed_checkpoint_write_keeps_previous(tiny, tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint", "metrics.jsonl"]
     tl_bilinear.load(tmp_path / "run")
     monkeypatch.undo()
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 7, "lo')  # a line cut short by the failure
     result = train(cfg, resume=True)  # and it resumes from it
     assert result.step == 12
+    assert [r["step"] for r in metrics(tmp_path / "run")] == list(range(1, 13))
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tiny, tmp_path):

@@ -45,7 +45,7 @@ from tl_bilinear.train.setup import (  # noqa: F401 (re-exported)
     prepare_tokenizer,
     wandb_init,
 )
-from tl_bilinear.train.state import optimizer_from_files, rng_from_files, write_state
+from tl_bilinear.train.state import optimizer_from_files, rng_from_files, truncate_metrics, write_state
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -174,11 +174,7 @@ class Trainer:
         self.train_loss = state.get("train_loss") or float("nan")
         self.train_stream.load_state_dict(state["data_states"][self.info.rank])
         if self.info.is_main:  # drop metrics logged after the checkpoint: they will be redone
-            path = self.out_dir / METRICS_FILE
-            if path.exists():
-                lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-                kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.step]
-                path.write_text("".join(ln + "\n" for ln in kept))
+            truncate_metrics(self.out_dir / METRICS_FILE, self.step)
         logger.info("resumed %s at step %d", self.out_dir, self.step)
 
     # ---------------------------------------------------------------- the loop

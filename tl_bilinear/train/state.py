@@ -14,6 +14,7 @@ No pickle anywhere: resuming is exact and safe to do from untrusted directories.
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,30 @@ def read_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             f"{directory} has no training state ({STATE_JSON}, {STATE_TENSORS}); it cannot be resumed"
         )
     return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
+
+
+def truncate_metrics(path: str | Path, step: int) -> None:
+    """Keep only the lines of a metrics JSONL file logged at or before ``step``, atomically.
+
+    Used on resume: steps after the checkpoint will be logged again. Lines that are not
+    JSON objects (one cut short by a kill or a full disk) are dropped too. The file is
+    replaced by a rename, so a kill during the rewrite leaves the old file.
+
+    Args:
+        path: the metrics file (nothing happens if it does not exist).
+        step: the checkpoint's step.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
