@@ -23,6 +23,12 @@ def freeze_biases(model: HookedTransformer) -> HookedTransformer:
     HookedTransformer always allocates biases; the paper's models have none. Frozen
     biases get no gradient, so optimizers (AdamW weight decay included) leave them at
     exactly zero.
+
+    Args:
+        model: the model, changed in place.
+
+    Returns:
+        The same model.
     """
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -257,6 +263,13 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``config.json`` of a checkpoint (see ``resolve_checkpoint``).
+
+    Args:
+        path: a checkpoint directory or a run directory.
+
+    Returns:
+        The JSON document (``model_config``, ``preset``, ``tokenizer``, and for a
+        training run ``train_config``, ``step``, ``tokens``).
 
     Raises:
         FileNotFoundError: if there is no checkpoint at ``path``.

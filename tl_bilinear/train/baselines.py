@@ -57,5 +57,17 @@ def baseline_overrides(name: str, preset: str, **overrides: Any) -> dict[str, An
 
 
 def baseline_config(name: str, preset: str, **overrides: Any) -> HookedTransformerConfig:
-    """The HookedTransformerConfig of baseline ``name`` on ``preset`` (see ``baseline_overrides``)."""
+    """The HookedTransformerConfig of baseline ``name`` on ``preset`` (see ``baseline_overrides``).
+
+    Args:
+        name: one of ``BASELINES``.
+        preset: the preset the bilinear model uses.
+        **overrides: other config fields applied first.
+
+    Returns:
+        The baseline's config.
+
+    Raises:
+        KeyError: for an unknown baseline or preset.
+    """
     return get_config(preset, **baseline_overrides(name, preset, **overrides))

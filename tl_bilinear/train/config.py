@@ -140,7 +140,14 @@ class TrainConfig:
             )
 
     def model_config(self) -> HookedTransformerConfig:
-        """The HookedTransformerConfig of the preset with ``model_overrides`` applied."""
+        """The HookedTransformerConfig of the preset with ``model_overrides`` applied.
+
+        Returns:
+            The model config.
+
+        Raises:
+            KeyError: for an unknown preset.
+        """
         return get_config(self.preset, **self.model_overrides)
 
     @property
@@ -154,7 +161,11 @@ class TrainConfig:
         return max(1, self.total_tokens // self.tokens_per_step)
 
     def to_json(self) -> dict[str, Any]:
-        """The config as a JSON-serialisable dict."""
+        """The config as a JSON-serialisable dict.
+
+        Returns:
+            ``{field: value}`` for every field.
+        """
         data = dataclasses.asdict(self)
         json.dumps(data)
         return data
@@ -163,8 +174,14 @@ class TrainConfig:
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild a config from ``to_json`` output.
 
+        Args:
+            data: ``{field: value}``; missing fields take their defaults.
+
+        Returns:
+            The validated config.
+
         Raises:
-            ValueError: for unknown fields.
+            ValueError: for unknown fields or invalid values.
         """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -173,6 +190,13 @@ class TrainConfig:
         return cls(**data)
 
     def differences(self, other: TrainConfig) -> dict[str, tuple[Any, Any]]:
-        """Fields (except ``RESUMABLE_FIELDS``) whose values differ: ``{name: (self, other)}``."""
+        """Fields (except ``RESUMABLE_FIELDS``) whose values differ.
+
+        Args:
+            other: the config to compare with.
+
+        Returns:
+            ``{name: (value here, value in other)}``; empty when a resume may continue.
+        """
         mine, theirs = self.to_json(), other.to_json()
         return {k: (mine[k], theirs[k]) for k in mine if k not in RESUMABLE_FIELDS and mine[k] != theirs[k]}

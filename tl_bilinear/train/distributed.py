@@ -73,7 +73,15 @@ def teardown() -> None:
 
 
 def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """The mean of a tensor over all ranks (the tensor itself when not distributed)."""
+    """The mean of a tensor over all ranks (the tensor itself when not distributed).
+
+    Args:
+        value: the same-shaped tensor on every rank.
+        info: this process's ``DistInfo``.
+
+    Returns:
+        The mean, on every rank.
+    """
     if not info.distributed:
         return value
     value = value.detach().clone()
@@ -82,7 +90,15 @@ def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def any_across(flag: bool, info: DistInfo) -> bool:
-    """Whether ``flag`` is true on any rank (so all ranks stop together)."""
+    """Whether ``flag`` is true on any rank (so all ranks stop together).
+
+    Args:
+        flag: this rank's flag.
+        info: this process's ``DistInfo``.
+
+    Returns:
+        The same answer on every rank.
+    """
     if not info.distributed:
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=info.device)
@@ -91,7 +107,15 @@ def any_across(flag: bool, info: DistInfo) -> bool:
 
 
 def gather_json(obj: Any, info: DistInfo) -> list[Any]:
-    """Every rank's JSON-serialisable ``obj``, in rank order (on every rank)."""
+    """Every rank's JSON-serialisable ``obj``, in rank order (on every rank).
+
+    Args:
+        obj: this rank's value.
+        info: this process's ``DistInfo``.
+
+    Returns:
+        ``[obj of rank 0, obj of rank 1, ...]``.
+    """
     if not info.distributed:
         return [obj]
     out: list[Any] = [None] * info.world_size
@@ -100,6 +124,10 @@ def gather_json(obj: Any, info: DistInfo) -> list[Any]:
 
 
 def barrier(info: DistInfo) -> None:
-    """Wait for all ranks (no-op when not distributed)."""
+    """Wait for all ranks (no-op when not distributed).
+
+    Args:
+        info: this process's ``DistInfo``.
+    """
     if info.distributed:
         dist.barrier()

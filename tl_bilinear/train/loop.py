@@ -197,6 +197,9 @@ class Trainer:
     def validation_loss(self) -> float:
         """The mean loss on the fixed validation blocks (averaged over ranks).
 
+        Returns:
+            The loss in nats per token.
+
         Raises:
             ValueError: if the validation split yields no blocks.
         """
@@ -217,6 +220,9 @@ class Trainer:
 
     def train_step(self, batches: Iterator[Tensor]) -> dict[str, float]:
         """One optimizer step over ``grad_accum`` micro-batches.
+
+        Args:
+            batches: the micro-batch iterator (``Trainer._batches()``), each ``[micro_batch, n_ctx]``.
 
         Returns:
             ``{"loss", "lr", "grad_norm"}`` of the step.
@@ -268,7 +274,13 @@ class Trainer:
             return "none written yet"
 
     def save_checkpoint(self, train_loss: float | None = None) -> None:
-        """Write the model, tokenizer and training state to ``out_dir/checkpoint`` atomically."""
+        """Write the model, tokenizer and training state to ``out_dir/checkpoint`` atomically.
+
+        Every rank must call it (the data positions are gathered); rank 0 writes.
+
+        Args:
+            train_loss: the last step's loss, recorded in ``trainer_state.json``.
+        """
         data_states = distributed.gather_json(self.train_stream.state_dict(), self.info)
         if self.info.is_main:
             with atomic_directory(self.ckpt_dir) as tmp:

@@ -89,6 +89,11 @@ def prepare_tokenizer(cfg: TrainConfig, info: distributed.DistInfo, resumed: boo
     ``cfg.tokenizer_docs`` training documents (never validation ones) and saved in
     ``out_dir/tokenizer``; the other ranks wait and load it.
 
+    Args:
+        cfg: the run's config (``tokenizer``, ``data``, ``seed``, ``tokenizer_docs``, ``d_vocab``).
+        info: this process's place in the run (rank 0 trains a new tokenizer).
+        resumed: whether the run resumes (then the checkpoint's tokenizer is used).
+
     Returns:
         The Hugging Face tokenizer, loaded from a directory.
     """
@@ -116,7 +121,16 @@ def prepare_tokenizer(cfg: TrainConfig, info: distributed.DistInfo, resumed: boo
 
 
 def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
-    """``(split, rank, world_size) -> TokenBlockStream`` over ``cfg.data`` (train repeats)."""
+    """The trainer's default stream factory over ``cfg.data``.
+
+    Args:
+        cfg: the run's config (``data``, ``seed``, the model's ``n_ctx``).
+        tokenizer: the Hugging Face tokenizer.
+
+    Returns:
+        ``(split, rank, world_size) -> TokenBlockStream``; the train split repeats, the
+        validation split (``VAL_FRACTION`` of the documents) does not.
+    """
     from tl_bilinear.data import TokenBlockStream
 
     n_ctx = cfg.model_config().n_ctx
@@ -131,7 +145,17 @@ def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
 
 
 def wandb_init(cfg: TrainConfig) -> Any:
-    """Start a wandb run (lazy import; a clear error if wandb is missing)."""
+    """Start a wandb run (wandb is imported only here).
+
+    Args:
+        cfg: the run's config (``wandb_project``, ``out_dir``; logged as the run config).
+
+    Returns:
+        The wandb run.
+
+    Raises:
+        ImportError: if wandb is not installed (the message says how to install it).
+    """
     try:
         import wandb
     except ImportError as err:
