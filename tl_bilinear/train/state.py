@@ -55,6 +55,11 @@ def optimizer_from_files(
 ) -> None:
     """Restore what ``optimizer_to_files`` wrote into ``optimizer``.
 
+    Args:
+        optimizer: an optimizer over the same parameters, in the same groups.
+        tensors: the tensors of ``read_state`` (keys not starting ``optimizer.`` are ignored).
+        meta: the ``"optimizer"`` entry of the saved JSON.
+
     Raises:
         ValueError: if the saved parameter groups do not match the optimizer's.
     """
@@ -73,7 +78,12 @@ def optimizer_from_files(
 
 
 def rng_to_files() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The torch (CPU and CUDA) and Python RNG states as tensors and JSON."""
+    """The torch (CPU and CUDA) and Python RNG states as tensors and JSON.
+
+    Returns:
+        ``(tensors, meta)``: ``rng.torch`` and ``rng.cuda.<i>`` tensors; the Python
+        ``random`` state as JSON.
+    """
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -83,9 +93,17 @@ def rng_to_files() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def rng_from_files(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Restore the RNG states written by ``rng_to_files``."""
+    """Restore the RNG states written by ``rng_to_files``.
+
+    The CUDA states are restored only when this machine has as many devices.
+
+    Args:
+        tensors: the tensors of ``read_state``.
+        meta: the ``"rng"`` entry of the saved JSON.
+    """
     torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    cuda_keys = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    cuda = [tensors[k] for k in cuda_keys]  # in device order (rng.cuda.10 after rng.cuda.9)
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     version, internal, gauss = meta["python"]
@@ -110,6 +128,12 @@ def write_state(directory: str | Path, optimizer: torch.optim.Optimizer, meta: d
 
 def read_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read the training state of a checkpoint directory.
+
+    Args:
+        directory: the checkpoint directory.
+
+    Returns:
+        ``(tensors, state)``: the safetensors file and the parsed JSON.
 
     Raises:
         FileNotFoundError: if the directory has no training state (e.g. a model saved
