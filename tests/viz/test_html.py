@@ -125,3 +125,11 @@ def test_partial_utf8_tokens_read_as_byte_escapes(text_model):
     assert "".join(shown[i] for i in ids) == "\\xf0\\x9f\\x98\\x80 sad"
     assert readable_token("\ufffd", "<0xF0>") == "<0xF0>"  # SentencePiece byte fallback stays readable
     assert readable_token("\ufffd", None) == "\ufffd"
+
+
+def test_unusable_max_abs_falls_back_to_the_values():
+    for bad in (0.0, math.nan, math.inf, -2.0):
+        props = rendered_props(colored_tokens(["a", "b"], [3.0, -1.0], max_abs=bad).to_html())[0][2]
+        assert props["minValue"] == -3.0 and props["maxValue"] == 3.0
+    props = rendered_props(colored_tokens(["a"], [3.0], max_abs=10).to_html())[0][2]
+    assert props["maxValue"] == 10.0

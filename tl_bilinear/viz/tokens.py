@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 from typing import Any, Sequence
 
 from transformer_lens import HookedTransformer
@@ -118,7 +119,8 @@ def colored_tokens(
         values: one number per token (list, numpy array or tensor).
         title: optional heading shown above the tokens.
         max_abs: half-width of the colour scale (default ``max |values|``); pass the
-            same number to several views to make their colours comparable.
+            same number to several views to make their colours comparable. A value
+            that is not a positive finite number (0, NaN, inf) falls back to the default.
 
     Returns:
         The view (``_repr_html_`` for notebooks, ``save(path)`` for files).
@@ -133,7 +135,8 @@ def colored_tokens(
         raise ValueError(
             f"got {len(escaped)} tokens but {len(cleaned)} values; pass exactly one value per token"
         )
-    bound = float(max_abs) if max_abs is not None and max_abs > 0 else symmetric_bound(cleaned)
+    usable = max_abs is not None and math.isfinite(max_abs) and max_abs > 0
+    bound = float(max_abs) if usable else symmetric_bound(cleaned)
     doc = HTMLDocument()
     if title:
         doc.add_html(_heading(title))
