@@ -133,3 +133,9 @@ def test_unusable_max_abs_falls_back_to_the_values():
         assert props["minValue"] == -3.0 and props["maxValue"] == 3.0
     props = rendered_props(colored_tokens(["a"], [3.0], max_abs=10).to_html())[0][2]
     assert props["maxValue"] == 10.0
+
+
+def test_component_name_cannot_inject_script():
+    with pytest.raises(ValueError, match="identifier"):
+        HTMLDocument().add_component('ColoredTokens,{});alert(1);//', {"tokens": []})
+    assert HTMLDocument().add_component("ColoredTokens", {"tokens": ["a"], "values": [1.0]}).components[0].view == "ColoredTokens"

@@ -167,24 +167,63 @@ class HTMLDocument:
     title: str = "tl-bilinear"
 
     def add_html(self, fragment: str) -> "HTMLDocument":
-        """Append trusted HTML (escape any user text in it with :func:`html.escape`)."""
+        """Append trusted HTML (escape any user text in it with :func:`html.escape`).
+
+        Args:
+            fragment: the HTML, inserted as is.
+
+        Returns:
+            This document.
+        """
         self.parts.append(fragment)
         return self
 
     def add_text(self, text: str, tag: str = "p", css_class: str | None = None) -> "HTMLDocument":
-        """Append ``text`` escaped inside ``<tag>``."""
+        """Append ``text`` escaped inside ``<tag>``.
+
+        Args:
+            text: plain text (escaped).
+            tag: the element, e.g. ``"p"`` or ``"h1"`` (trusted, not escaped).
+            css_class: optional class attribute.
+
+        Returns:
+            This document.
+        """
         cls = f' class="{html.escape(css_class)}"' if css_class else ""
         self.parts.append(f"<{tag}{cls}>{html.escape(text)}</{tag}>")
         return self
 
     def add_component(self, name: str, props: dict[str, Any], view: str = "") -> "HTMLDocument":
-        """Append a circuitsvis component (``name`` as exported by ``CircuitsVis``)."""
+        """Append a circuitsvis component.
+
+        Args:
+            name: the component as exported by ``CircuitsVis`` (e.g. ``"ColoredTokens"``).
+            props: its JSON-ready props (token text already HTML-escaped).
+            view: a name for the ``data-view`` attribute (default: ``name``).
+
+        Returns:
+            This document.
+
+        Raises:
+            ValueError: if ``name`` is not a JavaScript identifier, or the props hold
+                NaN or infinity.
+            TypeError: if the props are not JSON-serialisable.
+        """
+        if not (isinstance(name, str) and name.isidentifier() and name.isascii()):
+            raise ValueError(f"component name {name!r} must be an identifier exported by CircuitsVis, e.g. 'ColoredTokens'")
         script_json(props)  # fail now on props that cannot be serialised
         self.parts.append(Component(name, props, view or name))
         return self
 
     def extend(self, other: "HTMLDocument") -> "HTMLDocument":
-        """Append all parts of ``other``."""
+        """Append all parts of ``other``.
+
+        Args:
+            other: another document (its title is ignored).
+
+        Returns:
+            This document.
+        """
         self.parts.extend(other.parts)
         return self
 
