@@ -149,7 +149,7 @@ def _bos_prefix(model: HookedTransformer, tokens: Tensor) -> int | None:
 
 
 @torch.no_grad()
-def run_layer(
+def _run_layer(
     model: HookedTransformer, eig: Eigendecomposition, layer: int, tokens: Tensor
 ) -> tuple[Tensor, Tensor]:
     """Run one window; return the MLP input x [batch, pos, d_model] and ``u · hook_mlp_out`` [batch, pos, n]."""
@@ -199,7 +199,7 @@ def eigen_activations(
         prefix = int(bos is not None and start > 0)
         if prefix:
             window = torch.cat([tokens[:, :1], window], dim=1)
-        x, total = run_layer(model, eig, layer, window)
+        x, total = _run_layer(model, eig, layer, window)
         xs.append(x[:, prefix + keep - start:])
         totals.append(total[:, prefix + keep - start:])
     x = torch.cat(xs, dim=1)

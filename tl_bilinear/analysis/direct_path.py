@@ -67,6 +67,9 @@ class DirectPathTokens:
 
         Args:
             vocab: the string of every token id (e.g. ``vocab_strings(model)``).
+
+        Returns:
+            The top and the bottom token strings, each nested [n][k][m].
         """
         def lookup(ids: Tensor) -> list:
             return [[[vocab[i] for i in row] for row in per_dir] for per_dir in ids.tolist()]

@@ -92,7 +92,14 @@ class TopNMerger:
 
     def update(self, tokens: Int[Tensor, "batch pos"], scores: Float[Tensor, "batch pos F"],
                values: Float[Tensor, "batch pos F"]) -> None:
-        """Merge one batch: its sequences get stream indices ``seen .. seen + batch - 1``."""
+        """Merge one batch: its sequences get stream indices ``seen .. seen + batch - 1``.
+
+        Args:
+            tokens: [batch, pos] the batch's token ids.
+            scores: [batch, pos, F] the ranking score of every token for every feature;
+                each sequence competes with its maximum.
+            values: [batch, pos, F] the values stored in the context windows.
+        """
         B, P, F = scores.shape
         tokens, scores, values = tokens.cpu(), scores.detach().cpu().double(), values.detach().cpu().double()
         best, pos = scores.max(dim=1)  # [B, F]

@@ -71,7 +71,13 @@ def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``analyze`` with parsed arguments; returns the exit status.
+    """Run ``analyze`` with parsed arguments.
+
+    Args:
+        args: the namespace parsed by the parser of :func:`add_parser`.
+
+    Returns:
+        The exit status (0).
 
     Raises:
         FileNotFoundError: for a missing checkpoint or text file.
@@ -106,7 +112,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``analyze`` as a standalone command (errors become one-line messages, exit 2)."""
+    """Run ``analyze`` as a standalone command (errors become one-line messages, exit 2).
+
+    Args:
+        argv: the arguments after ``analyze`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
     parser = argparse.ArgumentParser(prog="tl-bilinear")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["analyze", *(sys.argv[1:] if argv is None else argv)])

@@ -135,19 +135,41 @@ def effective_rank_figure(
 
 
 def figure_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as PNG bytes.
+
+    Args:
+        fig: the figure.
+
+    Returns:
+        The PNG file's bytes.
+    """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
 def figure_data_uri(fig: Figure) -> str:
-    """The figure as a ``data:image/png;base64,...`` URI."""
+    """The figure as a ``data:image/png;base64,...`` URI.
+
+    Args:
+        fig: the figure.
+
+    Returns:
+        The URI, usable as an ``<img src>`` with no file or network.
+    """
     return "data:image/png;base64," + base64.b64encode(figure_png(fig)).decode("ascii")
 
 
 def figure_html(fig: Figure, alt: str = "plot") -> str:
-    """An ``<img>`` element with the PNG inlined (no file or network needed)."""
+    """An ``<img>`` element with the PNG inlined (no file or network needed).
+
+    Args:
+        fig: the figure.
+        alt: the image's alternative text (escaped).
+
+    Returns:
+        The element's HTML, with class ``tlb-plot``.
+    """
     return f'<img class="tlb-plot" alt="{html.escape(alt)}" src="{figure_data_uri(fig)}">'
 
 
@@ -167,4 +189,5 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["effective_rank_figure", "figure_data_uri", "figure_html", "figure_png", "save_figure", "spectrum_figure"]
+__all__ = ["effective_rank_figure", "figure_data_uri", "figure_html", "figure_png", "save_figure", "spectra_figure",
+           "spectrum_figure"]
