@@ -110,3 +110,21 @@ def test_train_flags_build_the_config(tmp_path):
     assert cfg.total_tokens == 10**6 and cfg.precision == "bf16" and cfg.out_dir == str(tmp_path)
     assert cfg.model_overrides == {"n_layers": 3, "act_fn": "gelu", "gated_mlp": False, "d_mlp": 768}
     assert cfg.model_config().n_layers == 3
+
+
+def test_demo_analysis_without_sentiment_tokens_is_a_clear_error(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tl_bilinear.demo import analyse
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(["the cat sat on the mat"] * 20, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))  # fmt: skip
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    model = tl_bilinear.make_model("ts-micro", d_vocab=len(tok), n_ctx=16)
+    model.tokenizer = tok
+    with pytest.raises(ValueError, match="larger vocabulary"):  # " happy", " sad", ... are several tokens each
+        analyse(model, 0, ["the cat sat"], tmp_path)

@@ -99,8 +99,13 @@ def _sentiment_words(model) -> list[str]:
     words = []
     for word in SENTIMENT_WORDS:
         ids = model.tokenizer.encode(word, add_special_tokens=False)
-        if len(ids) == 1 and model.tokenizer.convert_ids_to_tokens(ids[0]) in vocab:
+        if len(ids) == 1 and ids[0] != model.tokenizer.unk_token_id and model.tokenizer.convert_ids_to_tokens(ids[0]) in vocab:
             words.append(word)
+    if not words:
+        raise ValueError(
+            f"none of {list(SENTIMENT_WORDS)} is a single token of this tokenizer "
+            f"({len(vocab)} entries); the analysis needs one: train the tokenizer with a larger vocabulary"
+        )
     return words[:3]
 
 
