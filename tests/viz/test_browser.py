@@ -151,3 +151,10 @@ def test_saved_report_renders_offline(browser, text_model, tmp_path, artifacts):
         "return Array.from(document.querySelectorAll('img.tlb-plot')).every(i => i.complete && i.naturalWidth > 0)")
     body = browser.find_element("tag name", "body").text
     assert "<script>alert(1)</script>" in body.replace("\u00a0", " ")
+
+
+def test_tiny_values_keep_their_colour_scale(browser, tmp_path, artifacts):
+    values = [[1e-8, 1e-9], [-1e-8, -5e-10], [0.0, 0.0]]
+    doc = colored_tokens_multi(["up", "down", "zero"], values) + colored_tokens(["up", "down", "zero"], [1e-8, -1e-8, 0.0])
+    checked = _open_and_check(browser, doc.save(tmp_path / "tiny.html"), artifacts / "tiny.png")
+    assert checked == {"views": 2, "positive": 2, "negative": 2, "white": 2}

@@ -168,7 +168,10 @@ def colored_tokens_multi(
         labels: K column names (default ``"0" .. "K-1"``).
         title: optional heading.
         shared_scale: one symmetric scale for all columns (comparable colours) instead
-            of one per column (each column uses its full colour range).
+            of one per column (each column uses its full colour range). A column whose
+            largest |value| is below 1e-3 is shown multiplied by a power of ten, named
+            in its label (e.g. ``"v3 (×1e+08)"``), because circuitsvis rounds the bounds
+            of this view to 6 decimals.
 
     Returns:
         The view.
@@ -191,8 +194,13 @@ def colored_tokens_multi(
     if shared_scale:
         bounds = [max(bounds, default=1.0)] * width
     missing = sorted({i for _, miss in columns for i in miss})
+    # ColoredTokensMulti rounds its bounds to 6 decimals (a bound below 5e-7 becomes a zero
+    # range: every value saturated, zeros transparent), so tiny columns are shown scaled.
+    scales = [10.0 ** math.ceil(-math.log10(b)) if b < 1e-3 else 1.0 for b in bounds]
+    labels = [f"{label} (×{s:.0e})" if s != 1.0 else label for label, s in zip(labels, scales)]
+    bounds = [b * s for b, s in zip(bounds, scales)]
     # ColoredTokensMulti builds a numeric tensor: missing values are drawn as 0 (white).
-    grid = [[columns[j][0][i] if columns[j][0][i] is not None else 0.0 for j in range(width)]
+    grid = [[columns[j][0][i] * scales[j] if columns[j][0][i] is not None else 0.0 for j in range(width)]
             for i in range(len(rows))]
     doc = HTMLDocument()
     if title:
