@@ -149,3 +149,5 @@ def test_multi_scales_tiny_columns_instead_of_a_rounded_zero_range():
     assert [row[0] for row in props["values"]] == pytest.approx([1.0, -0.5, 0.0])
     assert [row[1] for row in props["values"]] == [2.0, -1.0, 0.5]
     assert all(round(b, 6) > 0 for b in props["positiveBounds"])  # what circuitsvis keeps of them
+    subnormal = rendered_props(colored_tokens_multi(["a", "b"], [[1e-310], [-5e-311]]).to_html())[0][2]
+    assert subnormal["positiveBounds"] == pytest.approx([1.0]) and subnormal["labels"] == ["0 (×1e+310)"]

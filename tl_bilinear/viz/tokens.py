@@ -196,12 +196,12 @@ def colored_tokens_multi(
     missing = sorted({i for _, miss in columns for i in miss})
     # ColoredTokensMulti rounds its bounds to 6 decimals (a bound below 5e-7 becomes a zero
     # range: every value saturated, zeros transparent), so tiny columns are shown scaled.
-    scales = [10.0 ** math.ceil(-math.log10(b)) if b < 1e-3 else 1.0 for b in bounds]
-    labels = [f"{label} (×{s:.0e})" if s != 1.0 else label for label, s in zip(labels, scales)]
-    bounds = [b * s for b, s in zip(bounds, scales)]
+    powers = [math.ceil(-math.log10(b)) if b < 1e-3 else 0 for b in bounds]
+    labels = [f"{label} (×1e+{p:02d})" if p else label for label, p in zip(labels, powers)]
+    bounds = [_times_pow10(b, p) for b, p in zip(bounds, powers)]
     # ColoredTokensMulti builds a numeric tensor: missing values are drawn as 0 (white).
-    grid = [[columns[j][0][i] * scales[j] if columns[j][0][i] is not None else 0.0 for j in range(width)]
-            for i in range(len(rows))]
+    grid = [[_times_pow10(columns[j][0][i], powers[j]) if columns[j][0][i] is not None else 0.0
+             for j in range(width)] for i in range(len(rows))]
     doc = HTMLDocument()
     if title:
         doc.add_html(_heading(title))
@@ -214,6 +214,11 @@ def colored_tokens_multi(
     if missing:
         doc.add_html(_missing_note(missing, tokens))
     return doc
+
+
+def _times_pow10(value: float, power: int) -> float:
+    """``value * 10**power`` in two steps, so that even subnormal values do not overflow."""
+    return value * 10.0 ** (power // 2) * 10.0 ** (power - power // 2)
 
 
 def topk_tokens(
