@@ -105,3 +105,5 @@ def test_long_string_windows_repeat_bos(text_model):
     _, cache = text_model.run_with_cache(second)
     torch.testing.assert_close(acts.total[:, n_ctx - 1: 2 * (n_ctx - 1), 0], (cache["blocks.1.hook_mlp_out"] @ U.T)[:, 1:, 0])
     torch.testing.assert_close(acts.reconstruction, acts.total, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="repeats the BOS token"):
+        eigen_activations(text_model, 1, U, text, k=None, overlap=n_ctx - 1)

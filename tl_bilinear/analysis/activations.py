@@ -193,8 +193,14 @@ def eigen_activations(
     tokens = _as_tokens(model, tokens)
     bos = _bos_prefix(model, tokens)
     n_ctx = model.cfg.n_ctx
+    width = n_ctx - (bos is not None and tokens.shape[1] > n_ctx)  # one slot for the repeated BOS
+    if width < n_ctx and isinstance(overlap, int) and overlap == width:
+        raise ValueError(
+            f"overlap={overlap} must be below {width}: every window of this text repeats the BOS token, "
+            f"leaving {width} of n_ctx={n_ctx} positions"
+        )
     xs, totals = [], []
-    for start, end, keep in window_spans(tokens.shape[1], n_ctx - (bos is not None and tokens.shape[1] > n_ctx), overlap):
+    for start, end, keep in window_spans(tokens.shape[1], width, overlap):
         window = tokens[:, start:end]
         prefix = int(bos is not None and start > 0)
         if prefix:
