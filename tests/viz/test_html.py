@@ -151,3 +151,10 @@ def test_multi_scales_tiny_columns_instead_of_a_rounded_zero_range():
     assert all(round(b, 6) > 0 for b in props["positiveBounds"])  # what circuitsvis keeps of them
     subnormal = rendered_props(colored_tokens_multi(["a", "b"], [[1e-310], [-5e-311]]).to_html())[0][2]
     assert subnormal["positiveBounds"] == pytest.approx([1.0]) and subnormal["labels"] == ["0 (×1e+310)"]
+
+
+def test_notebook_output_does_not_restyle_the_page():
+    doc = colored_tokens(["a"], [1.0])
+    assert "body{" not in doc._repr_html_()  # a notebook's own <body> keeps its layout
+    page = doc.to_html()
+    assert page.count("body{") == 1 and page.index("body{") < page.index("<body>")

@@ -32,8 +32,10 @@ import circuitsvis
 #: The JavaScript bundle shipped in the circuitsvis wheel (defines ``var CircuitsVis``).
 BUNDLE_PATH = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
 
+#: Page-level style of a saved file only (in a notebook it would restyle the whole page).
+_PAGE_STYLE = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;max-width:1200px}"
+#: Style of the document's own elements (scoped to ``.tlb-doc``), also in notebook outputs.
 _STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;max-width:1200px}
 .tlb-doc h2{margin-top:1.4em;border-bottom:1px solid #ddd}
 .tlb-doc h3{margin:1em 0 .3em}
 .tlb-doc table.tlb-table{border-collapse:collapse;margin:.5em 0}
@@ -266,7 +268,8 @@ class HTMLDocument:
         """A complete, self-contained HTML page (no network needed to view it)."""
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(self.title)}</title></head>\n<body>\n{self.body_html()}\n</body></html>\n"
+            f"<title>{html.escape(self.title)}</title><style>{_PAGE_STYLE}</style></head>\n"
+            f"<body>\n{self.body_html()}\n</body></html>\n"
         )
 
     def _repr_html_(self) -> str:
