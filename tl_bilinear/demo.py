@@ -95,16 +95,14 @@ def demo_config(out_dir: str | os.PathLike, *, small: bool = False, preset: str 
 
 
 def _sentiment_words(model) -> list[str]:
-    vocab = set(model.tokenizer.get_vocab())
-    words = []
-    for word in SENTIMENT_WORDS:
-        ids = model.tokenizer.encode(word, add_special_tokens=False)
-        if len(ids) == 1 and ids[0] != model.tokenizer.unk_token_id and model.tokenizer.convert_ids_to_tokens(ids[0]) in vocab:
-            words.append(word)
+    from tl_bilinear.analysis.directions import vocab_strings
+
+    vocab = set(vocab_strings(model))  # what unembed_directions accepts as a single token
+    words = [word for word in SENTIMENT_WORDS if word in vocab]
     if not words:
         raise ValueError(
             f"none of {list(SENTIMENT_WORDS)} is a single token of this tokenizer "
-            f"({len(vocab)} entries); the analysis needs one: train the tokenizer with a larger vocabulary"
+            f"({model.cfg.d_vocab} entries); the analysis needs one: train the tokenizer with a larger vocabulary"
         )
     return words[:3]
 

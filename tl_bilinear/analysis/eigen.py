@@ -113,9 +113,14 @@ class Eigendecomposition:
             raise ValueError(f"k={k!r} must be an int in [0, {self.k}] (the eigenpairs kept)")
 
 
+def _magnitude_order(values: Tensor) -> Tensor:
+    """Indices that sort each row of eigenvalues by |λ| descending (ties keep their order)."""
+    return values.abs().argsort(dim=-1, descending=True, stable=True)
+
+
 def _sort_by_magnitude(values: Tensor, vectors: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Top-k of eigh output (vectors as columns) by |λ|, vectors as rows with a fixed sign."""
-    order = values.abs().argsort(dim=-1, descending=True, stable=True)[:, :k]
+    order = _magnitude_order(values)[:, :k]
     values = values.gather(-1, order)
     vectors = vectors.gather(-1, order[:, None, :].expand(-1, vectors.shape[1], -1)).mT
     return values, canonical_sign(vectors)
@@ -251,5 +256,5 @@ def spectrum(
     out = []
     for Q in _matrix_chunks(weights, directions, chunk_size, progress, "eigvalsh"):
         values = torch.linalg.eigvalsh(Q)
-        out.append(values.gather(-1, values.abs().argsort(dim=-1, descending=True, stable=True)))
+        out.append(values.gather(-1, _magnitude_order(values)))
     return torch.cat(out) if out else directions.new_zeros(0, weights.d_in)

@@ -13,10 +13,13 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from jaxtyping import Float
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
+
+from tl_bilinear.analysis.metrics import effective_rank
 
 POSITIVE, NEGATIVE = "#1f4fd1", "#d62728"
 
@@ -31,8 +34,7 @@ def _as_numpy(values, ndim: int, what: str) -> np.ndarray:
 def _draw_spectrum(ax, values: np.ndarray, title: str) -> None:
     """Bars of λ sorted from most positive to most negative, with the effective rank."""
     ordered = np.sort(values[np.isfinite(values)])[::-1]
-    l2 = float(np.square(ordered).sum())
-    eff = float(np.abs(ordered).sum() ** 2 / l2) if l2 > 0 else 0.0
+    eff = float(effective_rank(torch.from_numpy(ordered.copy())))
     ax.bar(np.arange(len(ordered)), ordered, color=[POSITIVE if v >= 0 else NEGATIVE for v in ordered], width=1.0)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("eigenvalue index (sorted by λ)")
