@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tl_bilinear.analysis.lanczos import _ritz, bilinear_matvec, lanczos_topk
+from tl_bilinear.analysis.lanczos import _ritz, bilinear_matvec, guard_pairs, lanczos_topk
 
 
 def explicit_matvec(Q, calls=None):
@@ -148,12 +148,16 @@ def test_residual_estimate_is_the_true_residual():
 
 
 def test_converged_flag_is_honest():
-    """Too few steps give converged=False; converged=True means the true residual meets tol."""
+    """Too few steps give converged=False; converged=True means the true residuals of the
+    k pairs and the guard pairs beyond them meet tol."""
     Q = goe(16, 96, seed=2)
     tol = 1e-5
     seen = set()
+    guarded = 8 + guard_pairs(8)
     for max_steps in (24, 40, 56, 72, 96):
-        values, vectors, converged = lanczos_topk(explicit_matvec(Q), 16, 96, 8, steps=max_steps, max_steps=max_steps)
+        _, _, converged = lanczos_topk(explicit_matvec(Q), 16, 96, 8, steps=max_steps, max_steps=max_steps)
+        # the same start vectors and Krylov spaces, returning the guard pairs too
+        values, vectors, _ = lanczos_topk(explicit_matvec(Q), 16, 96, guarded, steps=max_steps, max_steps=max_steps)
         res = true_residuals(Q, values, vectors).max(1).values / values[:, 0].abs().double()
         assert (res[converged] <= 2 * tol).all()
         assert (res[~converged] > 0.5 * tol).all()
