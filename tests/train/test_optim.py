@@ -46,6 +46,14 @@ def test_weight_decay_groups():
     assert opt.defaults["betas"] == (0.9, 0.95)
 
 
+def test_learned_positions_are_not_decayed():
+    """W_pos (non-rotary configs) is an embedding lookup table, like W_E."""
+    model = tl_bilinear.make_model("ts-micro", n_layers=1, positional_embedding_type="standard")
+    decay, no_decay = param_groups(model, 0.1)
+    assert no_decay["names"] == ["embed.W_E", "pos_embed.W_pos"]
+    assert "pos_embed.W_pos" not in decay["names"]
+
+
 @pytest.mark.parametrize(
     "field, value, match",
     [("batch_size", 0, "batch_size"), ("schedule", "step", "schedule"), ("precision", "fp16", "precision"),

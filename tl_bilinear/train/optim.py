@@ -9,15 +9,16 @@ from transformer_lens import HookedTransformer
 
 from tl_bilinear.train.config import TrainConfig
 
-#: Parameters never decayed even though they are matrices: the embedding lookup table.
-NO_DECAY_NAMES = ("embed.W_E",)
+#: Parameters never decayed even though they are matrices: the embedding lookup tables
+#: (tokens, and learned positions where a config uses them instead of rotary).
+NO_DECAY_NAMES = ("embed.W_E", "pos_embed.W_pos")
 
 
 def param_groups(model: HookedTransformer, weight_decay: float) -> list[dict]:
     """AdamW parameter groups: decay on weight matrices, none on anything else.
 
     Trainable parameters with two or more dimensions (W_Q, W_K, W_V, W_O, W_in, W_gate,
-    W_out, W_U) are decayed; the embedding ``W_E`` and any vector (norm gains, biases if
+    W_out, W_U) are decayed; the embeddings ``W_E`` and ``W_pos`` and any vector (norm gains, biases if
     unfrozen) are not. Frozen parameters (the zero biases) are left out entirely, so
     they stay exactly zero.
 
