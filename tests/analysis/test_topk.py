@@ -59,6 +59,21 @@ def test_fewer_sequences_than_n_are_padded():
     assert len(res.contexts(0)) == 2
 
 
+def test_nan_scores_never_rank():
+    """NaN (e.g. from a diverged model) is skipped: a sequence ranks by its finite maximum,
+    and one with no finite score is not a context at all."""
+    scores = torch.tensor([[[1.0], [float("nan")], [0.5]],
+                           [[float("nan")], [float("nan")], [float("nan")]],
+                           [[0.2], [3.0], [float("nan")]]])  # [3 sequences, 3 positions, 1 feature]
+    merger = TopNMerger(1, n=3, before=0, after=0)
+    merger.update(torch.zeros(3, 3, dtype=torch.long), scores, scores)
+    res = merger.result()
+    assert res.sequence[0].tolist() == [2, 0, -1]
+    assert res.position[0].tolist()[:2] == [1, 0]
+    assert res.scores[0].tolist() == [3.0, 1.0, float("-inf")]
+    assert len(res.contexts(0)) == 2
+
+
 def test_dataset_scan_matches_brute_force(model):
     g = torch.Generator().manual_seed(1)
     data = torch.randint(0, 97, (20, 12), generator=g)

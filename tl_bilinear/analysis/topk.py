@@ -102,6 +102,7 @@ class TopNMerger:
         """
         B, P, F = scores.shape
         tokens, scores, values = tokens.cpu(), scores.detach().cpu().double(), values.detach().cpu().double()
+        scores = scores.masked_fill(scores.isnan(), float("-inf"))  # NaN would outrank every number
         best, pos = scores.max(dim=1)  # [B, F]
         # windows around each sequence's maximum, for every feature: [B, W, F]
         padded_tokens = torch.nn.functional.pad(tokens, (self.before, self.after), value=-1)
@@ -111,7 +112,7 @@ class TopNMerger:
         f_idx = torch.arange(F)[None, None, :].expand_as(offsets)
         new_tokens = padded_tokens[b_idx, offsets].permute(2, 0, 1)  # [F, B, W]
         new_values = padded_values[b_idx, offsets, f_idx].permute(2, 0, 1)
-        new_sequence = (self.seen + torch.arange(B))[None, :].expand(F, B)
+        new_sequence = torch.where(best.T.isneginf(), -1, self.seen + torch.arange(B)[None, :])  # [F, B]; -1: no score
         scores_all = torch.cat([self.scores, best.T], dim=1)  # [F, kept + B]
         top = scores_all.topk(min(self.n, scores_all.shape[1]), dim=1)
         idx = top.indices
