@@ -1,5 +1,6 @@
 """The built-in synthetic story generator: determinism, richness, negation."""
 
+import random
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from tl_bilinear.data import (
     generate_story,
     iter_stories,
 )
+from tl_bilinear.data import stories
 from tl_bilinear.data import story_templates as T
 
 
@@ -78,3 +80,10 @@ def test_bad_arguments(bad):
     kwargs = {"index": 0, "seed": 0, **bad}
     with pytest.raises(ValueError, match="seed|index"):
         generate_story(**kwargs)
+
+
+def test_second_draws_differ_from_the_first():
+    """food2 / neg2 are never the same word as food / neg (a story about "soup and soup")."""
+    for seed in [*range(2000), 25538]:  # 25538 drew soup twice
+        context = stories._context(random.Random(seed))
+        assert context["food2"] != context["food"] and context["neg2"] != context["neg"]

@@ -85,24 +85,28 @@ def _context(rng: random.Random) -> dict[str, str]:
     def c(seq):
         return seq[int(r() * len(seq))]
 
+    def other(seq, first):  # a second draw that differs from the first (same random stream either way)
+        second = c(seq)
+        return second if second != first else seq[(seq.index(first) + 1) % len(seq)]
+
     name, kind, (he, him, his) = _character(c, r)
     name2, kind2, (he2, him2, his2) = _character(c, r)
     while name2 == name:
         name2 = c(_GIRL_NAMES if he2 == "she" else _BOY_NAMES)
     name3 = c(_GIRL_NAMES if r() < 0.5 else _BOY_NAMES)
     neg = c(T.NEG_FEELINGS)
-    neg2 = c(T.NEG_FEELINGS)
+    neg2 = other(T.NEG_FEELINGS, neg)
     food = c(L.FOODS)
-    food2 = c(L.FOODS)
+    food2 = other(L.FOODS, food)
     look = c(L.LOOKS)
     return {
         "name": name, "kind": kind, "he": he, "him": him, "his": his,
         "name2": name2, "kind2": kind2, "he2": he2, "him2": him2, "his2": his2,
         "name3": name3, "trait": c(L.TRAITS), "trait2": c(L.TRAITS),
-        "pos": c(T.POS_FEELINGS), "neg": neg, "neg2": neg2 if neg2 != neg else "tired",
+        "pos": c(T.POS_FEELINGS), "neg": neg, "neg2": neg2,
         "home": c(L.HOMES), "place": c(L.PLACES), "time": c(L.TIMES), "weather": c(L.WEATHER),
         "look": look, "a_look": _A_LOOK[look], "color": c(L.COLORS), "toy": c(L.TOYS),
-        "a_toy": c(_A_TOY), "toy_pl": c(_TOY_PL), "food": food, "food2": food2 if food2 != food else "soup",
+        "a_toy": c(_A_TOY), "toy_pl": c(_TOY_PL), "food": food, "food2": food2,
         "a_food": _A_FOOD[food], "fam": c(L.FAMILY), "pet": c(L.PETS), "fear": c(L.SCARY),
         "activity": c(_ACTIVITIES), "activity2": c(_ACTIVITIES), "activity3": c(_ACTIVITIES), "job": c(L.JOBS),
         "clothes": c(L.CLOTHES), "num": c(L.NUMBERS), "spot": c(L.SPOTS), "spot2": c(L.SPOTS),
@@ -127,6 +131,10 @@ def _story(rng: random.Random) -> str:
 
     def c(seq):
         return seq[int(r() * len(seq))]
+
+    def other(seq, first):  # a second draw that differs from the first (same random stream either way)
+        second = c(seq)
+        return second if second != first else seq[(seq.index(first) + 1) % len(seq)]
 
     ctx = _context(rng)
     fmt = str.format_map
