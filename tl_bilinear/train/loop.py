@@ -34,6 +34,7 @@ from tl_bilinear.model import (
     write_model_files,
 )
 from tl_bilinear.train import distributed
+from tl_bilinear.train.budget import TimeBudget
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.optim import lr_at, make_optimizer
 from tl_bilinear.train.setup import (  # noqa: F401 (re-exported)
@@ -49,8 +50,6 @@ from tl_bilinear.train.state import optimizer_from_files, rng_from_files, trunca
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
-#: With a time budget, the plan is re-checked every this many steps.
-REPLAN_EVERY = 25
 
 
 class TrainingDiverged(RuntimeError):
@@ -299,25 +298,18 @@ class Trainer:
                 write_state(tmp, self.optimizer, meta)
         distributed.barrier(self.info)
 
-    def _fit_time_budget(self, wall_start: float, window_start: float, window_steps: int) -> None:
-        """Set ``max_steps`` so the run ends within ``time_budget_s`` (at most the token budget).
+    def _replan(self, fits: int) -> None:
+        """Set ``max_steps`` to what fits in the time budget (at most the token budget).
 
-        Uses the wall-clock time per step of the last ``window_steps`` steps (all ranks
-        agree on the smallest plan) and keeps 10% of the budget in reserve. The plan
-        moves only by more than 2% (so noise does not wiggle the schedule); raising it
-        recovers from a slow-down during an earlier check. ``cfg.total_tokens`` is
-        updated to match, so the checkpoint records the plan. A plan changed after
-        warm-up changes the slope of the rest of the decay.
+        All ranks agree on the smallest plan. The plan moves only by more than 2% (so
+        noise does not wiggle the schedule); raising it recovers from a slow-down seen
+        at an earlier plan. ``cfg.total_tokens`` is updated to match, so the checkpoint
+        records the plan. A plan changed after warm-up changes the slope of the rest of
+        the decay.
         """
-        now = time.perf_counter()
-        per_step = (now - window_start) / window_steps
-        fits = self.step + int((0.9 * self.cfg.time_budget_s - (now - wall_start)) / per_step)
         planned = max(self.step + 1, min([self._budget_steps, *distributed.gather_json(fits, self.info)]))
         if abs(planned - self.max_steps) > 0.02 * self.max_steps:
-            logger.info(
-                "time budget %.0f s at %.2f s/step: training %d steps (was %d)",
-                self.cfg.time_budget_s, per_step, planned, self.max_steps,
-            )
+            logger.info("time budget %.0f s: training %d steps (was %d)", self.cfg.time_budget_s, planned, self.max_steps)
             self.cfg = dataclasses.replace(self.cfg, total_tokens=planned * self.cfg.tokens_per_step)
             self.max_steps = self.cfg.max_steps
 
@@ -346,21 +338,17 @@ class Trainer:
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
         batches, loss, interrupted = self._batches(), self.train_loss, False
         window_tokens, window_time = 0, 0.0
-        wall_start, plan_start, plan_step = time.perf_counter(), None, 0
-        plan_at = max(5, min(cfg.warmup_steps, 20))  # warm-up lrs do not depend on max_steps
+        budget = TimeBudget(cfg.time_budget_s, cfg.warmup_steps) if cfg.time_budget_s else None
         try:
             while self.step < self.max_steps:
                 start = time.perf_counter()
                 out = self.train_step(batches)
                 dt = time.perf_counter() - start
                 self.elapsed += dt
-                if cfg.time_budget_s and self.step == 2:
-                    plan_start, plan_step = time.perf_counter(), 2
-                elif plan_start is not None and (self.step == plan_at or (
-                        self.step > plan_at and self.step % REPLAN_EVERY == 0)):  # fmt: skip
-                    self._fit_time_budget(wall_start, plan_start, self.step - plan_step)
-                    plan_start, plan_step, cfg = time.perf_counter(), self.step, self.cfg
-                    bar.total = self.max_steps
+                fits = budget.fits(self.step) if budget is not None else None
+                if fits is not None:
+                    self._replan(fits)
+                    cfg, bar.total = self.cfg, self.max_steps
                 window_tokens, window_time, loss = window_tokens + cfg.tokens_per_step, window_time + dt, out["loss"]
                 record = {"step": self.step, "tokens": self.tokens, **out}
                 if cfg.eval_every and self.step % cfg.eval_every == 0 or self.step == self.max_steps:
@@ -376,7 +364,7 @@ class Trainer:
                         if wandb_run is not None:
                             wandb_run.log(record, step=self.step)
                         window_tokens, window_time = 0, 0.0
-                over = bool(cfg.time_budget_s) and time.perf_counter() - wall_start > 1.25 * cfg.time_budget_s
+                over = budget is not None and budget.over()
                 if over and self._stop_signal is None:
                     logger.warning("over 1.25x the time budget (%.0f s): stopping at step %d", cfg.time_budget_s, self.step)
                 stop = distributed.any_across(self._stop_signal is not None or over, self.info)
