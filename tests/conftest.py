@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import tl_bilinear  # noqa: E402
+from tests.helpers.text import save_tokenizer, text_model_with  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +20,15 @@ def tiny_model():
         tl_bilinear.bilinear_config(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=97, dtype=torch.float64),
         seed=0,
     )
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory):
+    """A directory holding a tiny trained BPE tokenizer (tests/helpers/text.py)."""
+    return save_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def text_model(tokenizer_dir):
+    """A 2-layer float64 bilinear model with that tokenizer."""
+    return text_model_with(tokenizer_dir)

@@ -1,6 +1,5 @@
 """Every notebook in demos/ runs top to bottom (with small settings) so it cannot rot."""
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -87,9 +87,6 @@ def test_accepts_a_decomposition_and_rejects_bad_input(model):
         eigen_activations(model, 0, U, "no tokenizer here")
 
 
-from tests.viz.conftest import text_model, tokenizer_dir  # noqa: E402,F401  (fixtures: a real tokenizer)
-
-
 def test_long_string_windows_repeat_bos(text_model):
     n_ctx = text_model.cfg.n_ctx  # 24
     text = "Once upon a time there was a happy dog. The dog was sad when it rained. " * 4

@@ -22,7 +22,7 @@ import torch
 from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.viz import analysis_report, colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
 
-from tests.viz.conftest import CORPUS, NASTY
+from tests.helpers.text import CORPUS, NASTY
 from tests.viz.helpers import rendered_props
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

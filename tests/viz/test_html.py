@@ -12,7 +12,7 @@ import torch
 from tl_bilinear.viz.html import BUNDLE_PATH, HTMLDocument, clean_values, script_json, symmetric_bound
 from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi
 
-from tests.viz.conftest import NASTY
+from tests.helpers.text import NASTY
 from tests.viz.helpers import rendered_props
 
 TOKENS = NASTY + ["😀", "", " sad", "\n"]

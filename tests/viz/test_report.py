@@ -9,7 +9,7 @@ from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.viz import analysis_report, effective_rank_figure, save_figure, spectrum_figure
 from tl_bilinear.viz.cli import main as analyze_main
 
-from tests.viz.conftest import CORPUS
+from tests.helpers.text import CORPUS
 from tests.viz.helpers import rendered_props
 
 TEXT = "The dog was sad <s> &amp; <script>alert(1)</script> then happy. " * 3

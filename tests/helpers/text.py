@@ -1,6 +1,7 @@
 """A tiny trained tokenizer and a float64 bilinear model that uses it (no network)."""
 
-import pytest
+from pathlib import Path
+
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -18,8 +19,8 @@ CORPUS = [
 ] * 20
 
 
-@pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory):
+def save_tokenizer(path: Path) -> Path:
+    """Train a 300-entry byte-level BPE on CORPUS (plus the NASTY tokens) into ``path``."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -29,13 +30,12 @@ def tokenizer_dir(tmp_path_factory):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                    pad_token="<|endoftext|>")
     fast.add_tokens(NASTY)
-    path = tmp_path_factory.mktemp("tokenizer")
     fast.save_pretrained(path)
     return path
 
 
-@pytest.fixture(scope="session")
-def text_model(tokenizer_dir):
+def text_model_with(tokenizer_dir: Path):
+    """A 2-layer float64 bilinear model (n_ctx 24) using the tokenizer in ``tokenizer_dir``."""
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     cfg = tl_bilinear.bilinear_config(n_layers=2, d_model=32, n_heads=4, n_ctx=24, d_vocab=len(tokenizer),
                                       dtype=torch.float64)
