@@ -9,6 +9,7 @@ append a line.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import logging
@@ -46,6 +47,34 @@ def parse_count(text: str) -> int:
     if value < 1 or value != int(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
     return int(value)
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--config {path!r} does not exist")
+    fix = 'write a JSON object of TrainConfig fields, e.g. {"lr": 0.001, "preset": "ts-tiny"}'
+    try:
+        with open(path) as handle:
+            fields = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config {path!r} is not valid JSON ({error}); {fix}") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"--config {path!r} holds a JSON {type(fields).__name__}, not a JSON object; {fix}")
+    return fields
+
+
+def _check_model_fields(overrides: dict[str, Any], flag: str = "act_fn=") -> None:
+    """A misspelt config field or activation: one clear ValueError (not a TypeError or TransformerLens's assert)."""
+    from transformer_lens import HookedTransformerConfig
+    from transformer_lens.utilities.activation_functions import SUPPORTED_ACTIVATIONS as acts
+
+    for key in (k for k in overrides if k not in HookedTransformerConfig.__dataclass_fields__):
+        close = difflib.get_close_matches(key, HookedTransformerConfig.__dataclass_fields__, n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see transformer_lens.HookedTransformerConfig"
+        raise ValueError(f"unknown model field {key!r} (--set or --config model_overrides); {hint}")
+    if overrides.get("act_fn", "bilinear") not in acts:
+        raise ValueError(f"{flag}{overrides['act_fn']!r} is not an activation TransformerLens knows; use one of "
+                         f"{', '.join(sorted(acts))}")  # fmt: skip
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -123,6 +152,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
 
     Raises:
         FileNotFoundError: for a missing --config file.
+        ValueError: for a --config file that is not a JSON object, or an unknown model field
+            or activation (``--set``, ``--act-fn``).
     """
     from tl_bilinear.model import read_checkpoint_config
     from tl_bilinear.train import TrainConfig
@@ -134,16 +165,14 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         except FileNotFoundError:
             pass  # the Trainer reports it (and a checkpoint without train_config)
     if args.config:
-        if not os.path.isfile(args.config):
-            raise FileNotFoundError(f"--config {args.config!r} does not exist")
-        with open(args.config) as handle:
-            fields.update(json.load(handle))
+        fields.update(_read_config_file(args.config))
     for flag, name in _TRAIN_FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
             fields[name] = value
     overrides = dict(fields.get("model_overrides") or {})
     overrides.update(dict(args.set))
+    _check_model_fields(overrides)  # before baseline_overrides builds a config from them
     if args.baseline:
         from tl_bilinear.train import baseline_overrides
 
@@ -154,6 +183,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         overrides["gated_mlp"] = False
     if args.d_mlp:
         overrides["d_mlp"] = args.d_mlp
+    _check_model_fields(overrides, "--act-fn " if args.act_fn else "act_fn=")
     fields["model_overrides"] = overrides
     fields["out_dir"] = args.out
     if args.no_progress:
@@ -224,17 +254,26 @@ def run_generate(args: argparse.Namespace) -> int:
     """Run ``generate``.
 
     Raises:
-        ValueError: if the checkpoint has no tokenizer or a sampling setting is invalid.
+        ValueError: if the checkpoint has no tokenizer, a sampling setting is invalid, or the
+            prompt plus --max-new-tokens does not fit the model's context.
     """
     import torch
 
     from tl_bilinear.model import load
 
-    if args.num_samples < 1 or args.max_new_tokens < 1 or args.temperature < 0:
-        raise ValueError("--num-samples and --max-new-tokens must be positive and --temperature >= 0")
+    for flag, value, low in (("--num-samples", args.num_samples, 1), ("--max-new-tokens", args.max_new_tokens, 1),
+                             ("--temperature", args.temperature, 0)):  # fmt: skip
+        if value < low:
+            raise ValueError(f"{flag} {value} must be {'positive' if low else '>= 0 (0: greedy)'}")
     model = load(args.checkpoint)
     if model.tokenizer is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer; it was trained on pre-tokenized data")
+    n_prompt, n_ctx = model.to_tokens(args.prompt, truncate=False).shape[-1], model.cfg.n_ctx
+    if n_prompt > n_ctx:
+        raise ValueError(f"--prompt is {n_prompt} tokens, longer than the model's context (n_ctx {n_ctx}); shorten it")
+    if n_prompt + args.max_new_tokens - 1 > n_ctx:  # the last sampled token is never fed back
+        raise ValueError(f"--max-new-tokens {args.max_new_tokens} after a {n_prompt}-token prompt passes the model's "
+                         f"context (n_ctx {n_ctx}); use --max-new-tokens {n_ctx - n_prompt + 1} or less")  # fmt: skip
     torch.manual_seed(args.seed)
     for _ in range(args.num_samples):
         text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -345,7 +384,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                               "validation loss vs unigram entropy, eigenvalue spectra and the identity check.")  # fmt: skip
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget (default 7)")
-    p.add_argument("--preset", default=None, help="model preset (default: the demo's)")
+    p.add_argument("--preset", default=None, help="model preset (default ts-small; ts-micro with --small)")
     p.add_argument("--max-tokens", type=parse_count, default=None, help="cap on training tokens")
     p.add_argument("--small", action="store_true", help="a seconds-long smoke test (also TL_BILINEAR_DEMO_SMALL=1)")
     p.add_argument("--no-progress", action="store_true")
@@ -355,10 +394,10 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 def run_demo_command(args: argparse.Namespace) -> int:
     """Run ``demo``."""
-    from tl_bilinear.demo import DEMO_PRESET, run_demo
+    from tl_bilinear.demo import run_demo
 
     small = args.small or os.environ.get("TL_BILINEAR_DEMO_SMALL") == "1"
-    run_demo(args.out, minutes=args.minutes, small=small, preset=args.preset or DEMO_PRESET,
+    run_demo(args.out, minutes=args.minutes, small=small, preset=args.preset,
              max_tokens=args.max_tokens, progress=not args.no_progress)  # fmt: skip
     return 0
 

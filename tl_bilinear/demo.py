@@ -66,27 +66,29 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def demo_config(out_dir: str | os.PathLike, *, small: bool = False, preset: str = DEMO_PRESET, **overrides: Any) -> TrainConfig:
+def demo_config(
+    out_dir: str | os.PathLike, *, small: bool = False, preset: str | None = None, **overrides: Any
+) -> TrainConfig:
     """The demo's training settings (``small``: a seconds-long smoke-test version).
 
     Args:
         out_dir: the run directory.
-        small: a tiny model and budget (used by the tests and ``TL_BILINEAR_DEMO_SMALL=1``).
-        preset: the model preset.
+        small: a tiny model and budget on one thread (used by the tests and ``TL_BILINEAR_DEMO_SMALL=1``).
+        preset: the model preset (default ``DEMO_PRESET``, or ``"ts-micro"`` when ``small``).
         **overrides: TrainConfig fields.
 
     Returns:
         The TrainConfig (``total_tokens`` is the upper bound; the time budget may lower it).
     """
-    if small:
+    if small:  # one thread: on a busy 2-core machine two made these tiny steps ~30x slower (measured)
         fields: dict[str, Any] = dict(
-            preset="ts-micro", model_overrides={"d_vocab": 1024, "n_ctx": 64}, tokenizer_docs=2000,
+            preset=preset or "ts-micro", model_overrides={"d_vocab": 1024, "n_ctx": 64}, tokenizer_docs=2000,
             total_tokens=40 * 16 * 64, batch_size=16, lr=5e-3, warmup_steps=5, eval_every=20, eval_batches=4,
-            save_every=0,
+            save_every=0, num_threads=1,
         )  # fmt: skip
     else:
         fields = dict(
-            preset=preset, tokenizer_docs=20_000, total_tokens=6_000_000, batch_size=16, lr=2e-3,
+            preset=preset or DEMO_PRESET, tokenizer_docs=20_000, total_tokens=6_000_000, batch_size=16, lr=2e-3,
             warmup_steps=50, eval_every=100, eval_batches=16, save_every=200,
         )  # fmt: skip
     fields.update(out_dir=str(out_dir), data="builtin", precision="bf16", device="cpu", schedule="linear")
@@ -172,7 +174,7 @@ def run_demo(
     *,
     minutes: float = 7.0,
     small: bool = False,
-    preset: str = DEMO_PRESET,
+    preset: str | None = None,
     max_tokens: int | None = None,
     stream: TextIO | None = None,
     progress: bool = True,
@@ -183,8 +185,8 @@ def run_demo(
         out_dir: the run directory (must not hold a checkpoint yet).
         minutes: wall-clock budget for the whole job; training gets ``minutes * 60 -
             OVERHEAD_S`` seconds.
-        small: a seconds-long version (tiny model, small vocabulary).
-        preset: the model preset.
+        small: a seconds-long version (tiny model, small vocabulary, one thread).
+        preset: the model preset (default ``DEMO_PRESET``, or ``"ts-micro"`` when ``small``).
         max_tokens: upper bound on training tokens (default: the config's).
         stream: where the report goes (default: stdout).
         progress: show progress bars.
@@ -194,10 +196,27 @@ def run_demo(
 
     Raises:
         FileExistsError: if ``out_dir`` already holds a checkpoint.
+        KeyError: for an unknown preset (the message lists the known ones).
+        ValueError: if ``minutes`` is not positive.
     """
+    from tl_bilinear.config import get_preset
     from tl_bilinear.data import TokenBlockStream, iter_documents, is_validation, unigram_entropy
-    from tl_bilinear.model import load
+    from tl_bilinear.model import load, resolve_checkpoint
     from tl_bilinear.train.loop import VAL_FRACTION
+
+    if not minutes > 0:  # also NaN
+        raise ValueError(f"--minutes {minutes} must be positive: the whole job's wall-clock budget (default 7)")
+    if preset is not None:
+        get_preset(preset)
+    try:
+        resolve_checkpoint(out_dir)
+    except FileNotFoundError:
+        pass  # nothing there yet: the usual case
+    else:
+        raise FileExistsError(
+            f"{str(out_dir)!r} already holds a trained run; the demo always starts a new one: "
+            "pass another --out, or delete that directory"
+        )
 
     stream = stream or sys.stdout
     start = time.perf_counter()

@@ -1,0 +1,108 @@
+"""Bad input a user plausibly types gives one clear line naming the value and the fix (in-process, fast).
+
+Every case here fails before any training starts, so the file runs in seconds.
+"""
+
+import pytest
+
+import tl_bilinear
+from tl_bilinear import cli
+from tl_bilinear.demo import DEMO_PRESET, demo_config
+
+
+def run_main(*args, capsys):
+    """``cli.main`` in this process: (exit status, stderr)."""
+    try:
+        status = cli.main([str(a) for a in args])
+    except SystemExit as exit_:
+        status = exit_.code
+    return status, capsys.readouterr().err
+
+
+def checkpoint_prompt_tokens(path, prompt):
+    return tl_bilinear.load(path).to_tokens(prompt, truncate=False).shape[-1]
+
+
+def one_clear_line(status, err, *needles):
+    assert status == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, text_model):
+    """A saved n_ctx-24 model with its tokenizer."""
+    return tl_bilinear.save(text_model, tmp_path_factory.mktemp("ckpt") / "run", tokenizer=text_model.tokenizer)
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (["--set", "n_layer=2"], ["n_layer", "did you mean n_layers"]),
+        (["--baseline", "swiglu", "--set", "d_modle=64"], ["d_modle", "d_model"]),
+        (["--act-fn", "relux"], ["--act-fn 'relux'", "relu"]),
+        (["--set", "act_fn=gelux"], ["'gelux'", "gelu"]),
+    ],
+)
+def test_train_bad_model_fields(flags, needles, tmp_path, capsys):
+    status, err = run_main("train", "--out", tmp_path / "run", "--preset", "ts-micro", *flags, capsys=capsys)
+    one_clear_line(status, err, *needles)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("content", "needle"), [("[1, 2]", "a JSON object"), ("{lr: 0.1", "not valid JSON")])
+def test_train_bad_config_file(content, needle, tmp_path, capsys):
+    path = tmp_path / "train.json"
+    path.write_text(content)
+    status, err = run_main("train", "--out", tmp_path / "run", "--config", path, capsys=capsys)
+    one_clear_line(status, err, str(path), needle)
+
+
+def test_generate_past_the_context_names_the_limit(checkpoint, capsys):
+    status, err = run_main("generate", checkpoint, "--prompt", "the dog", "--max-new-tokens", 500, capsys=capsys)
+    one_clear_line(status, err, "--max-new-tokens 500", "n_ctx 24", "or less")
+    most = 24 - checkpoint_prompt_tokens(checkpoint, "the dog") + 1  # the last sampled token is never fed back
+    status, err = run_main("generate", checkpoint, "--prompt", "the dog", "-n", 1, "--max-new-tokens", most, capsys=capsys)
+    assert status == 0, err
+    status, err = run_main("generate", checkpoint, "--prompt", "the dog", "--max-new-tokens", most + 1, capsys=capsys)
+    one_clear_line(status, err, f"use --max-new-tokens {most} or less")
+    long_prompt = " ".join(["happy dog"] * 40)
+    status, err = run_main("generate", checkpoint, "--prompt", long_prompt, "--max-new-tokens", 1, capsys=capsys)
+    one_clear_line(status, err, "--prompt", "n_ctx 24")
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [(["-n", "0"], "--num-samples 0"), (["--max-new-tokens", "0"], "--max-new-tokens 0"),
+     (["--temperature", "-1"], "--temperature -1.0")],
+)  # fmt: skip
+def test_generate_bad_sampling_setting_is_named(flags, needle, checkpoint, capsys):
+    status, err = run_main("generate", checkpoint, *flags, capsys=capsys)
+    one_clear_line(status, err, needle)
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [(["--minutes", "0"], ["--minutes 0.0", "positive"]), (["--minutes", "-5", "--small"], ["--minutes -5.0"]),
+     (["--preset", "ts-nope", "--small"], ["unknown preset 'ts-nope'", "ts-tiny"])],
+)  # fmt: skip
+def test_demo_bad_arguments(flags, needles, tmp_path, capsys):
+    status, err = run_main("demo", "--out", tmp_path / "demo", "--no-progress", *flags, capsys=capsys)
+    one_clear_line(status, err, *needles)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_into_an_existing_run_suggests_another_out_not_resume(tmp_path, capsys):
+    tl_bilinear.save(tl_bilinear.make_model("ts-micro"), tmp_path / "demo")
+    status, err = run_main("demo", "--out", tmp_path / "demo", "--small", "--no-progress", capsys=capsys)
+    one_clear_line(status, err, str(tmp_path / "demo"), "--out")
+    assert "--resume" not in err  # demo has no --resume
+
+
+def test_small_demo_config_uses_one_thread_and_an_explicit_preset(tmp_path):
+    small = demo_config(tmp_path, small=True)
+    assert small.preset == "ts-micro" and small.num_threads == 1  # 2 threads ran ~30x slower on a busy 2-core box
+    assert demo_config(tmp_path, small=True, preset="ts-tiny").preset == "ts-tiny"
+    full = demo_config(tmp_path)
+    assert full.preset == DEMO_PRESET and full.num_threads is None
