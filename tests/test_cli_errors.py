@@ -63,7 +63,8 @@ def test_generate_past_the_context_names_the_limit(checkpoint, capsys):
     status, err = run_main("generate", checkpoint, "--prompt", "the dog", "--max-new-tokens", 500, capsys=capsys)
     one_clear_line(status, err, "--max-new-tokens 500", "n_ctx 24", "or less")
     most = 24 - checkpoint_prompt_tokens(checkpoint, "the dog") + 1  # the last sampled token is never fed back
-    status, err = run_main("generate", checkpoint, "--prompt", "the dog", "-n", 1, "--max-new-tokens", most, capsys=capsys)
+    status, err = run_main("generate", checkpoint, "--prompt", "the dog", "-n", 1, "--max-new-tokens", most,
+                           capsys=capsys)  # fmt: skip
     assert status == 0, err
     status, err = run_main("generate", checkpoint, "--prompt", "the dog", "--max-new-tokens", most + 1, capsys=capsys)
     one_clear_line(status, err, f"use --max-new-tokens {most} or less")

@@ -114,7 +114,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--data", help="'builtin', a local file/directory, or a Hugging Face dataset name")
     p.add_argument("--tokenizer", help="tokenizer directory or SentencePiece .model (default: train one)")
     p.add_argument("--tokenizer-docs", type=int, help="documents used to train the tokenizer")
-    p.add_argument("--tokens", type=parse_count, help="token budget, e.g. 20M")
+    p.add_argument("--tokens", type=parse_count, help="token budget, e.g. 20M (whole steps of batch x n_ctx, >= 1)")
     p.add_argument("--batch-size", type=int, help="sequences per optimizer step (all processes)")
     p.add_argument("--grad-accum", type=int, help="micro-batches per step")
     p.add_argument("--lr", type=float, help="peak learning rate")
@@ -217,7 +217,7 @@ def add_tokenizer_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
                               "tokenizer on a text source and save it as a Hugging Face tokenizer directory.")  # fmt: skip
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--data", default="builtin", help="'builtin', a local file/directory or a hub dataset name")
-    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--vocab-size", type=int, default=4096, help="entries, at most (default 4096)")
     p.add_argument("--docs", type=parse_count, default=20_000, help="documents to read (default 20000)")
     p.add_argument("--no-lowercase", action="store_true", help="keep case (the paper's TinyStories one lowercases)")
     p.add_argument("--seed", type=int, default=0, help="built-in corpus seed")
@@ -241,11 +241,11 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     """Add ``generate``: sample text from a checkpoint."""
     p = subparsers.add_parser("generate", help="sample text from a checkpoint")
     p.add_argument("checkpoint", help="checkpoint or run directory")
-    p.add_argument("--prompt", default="once upon a time")
-    p.add_argument("-n", "--num-samples", type=int, default=3)
-    p.add_argument("--max-new-tokens", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt", default="once upon a time", help="text to continue (default: once upon a time)")
+    p.add_argument("-n", "--num-samples", type=int, default=3, help="samples (default 3)")
+    p.add_argument("--max-new-tokens", type=int, default=100, help="tokens per sample (default 100)")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.set_defaults(func=run_generate)
     return p
 
@@ -332,7 +332,8 @@ def run_info(args: argparse.Namespace) -> int:
     if args.presets:
         for name in list_presets():
             cfg = get_config(name)
-            sys.stdout.write(f"{name:10s} {cfg.n_layers} layers, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
+            layers = f"{cfg.n_layers} layer{'s' * (cfg.n_layers != 1)}"
+            sys.stdout.write(f"{name:10s} {layers}, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
                              f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
                              f"[{get_preset(name).source}]\n")  # fmt: skip
         return 0
@@ -387,7 +388,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--preset", default=None, help="model preset (default ts-small; ts-micro with --small)")
     p.add_argument("--max-tokens", type=parse_count, default=None, help="cap on training tokens")
     p.add_argument("--small", action="store_true", help="a seconds-long smoke test (also TL_BILINEAR_DEMO_SMALL=1)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_demo_command)
     return p
 
