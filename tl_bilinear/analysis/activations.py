@@ -123,6 +123,8 @@ def resolve_decomposition(
         if directions.layer is not None and directions.layer != layer:
             raise ValueError(f"the decomposition is of layer {directions.layer}, not layer {layer}")
         return directions if k is None or k >= directions.k else directions.truncate(k)
+    if not isinstance(directions, Tensor) and hasattr(directions, "__array__"):
+        directions = torch.as_tensor(directions)  # numpy vectors are vectors, not token ids
     if not (isinstance(directions, Tensor) and directions.is_floating_point()):
         directions = unembed_directions(model, directions)
     return eigendecompose(model, layer, directions, k=k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -54,8 +55,9 @@ def token_ids(model: HookedTransformer, tokens: TokenLike) -> list[int]:
     """Token ids for ids or single-token strings (each string must be exactly one token).
 
     Raises:
-        ValueError: for an id outside the vocabulary, or a string that is not a single
-            token (the message suggests near matches from the vocabulary).
+        ValueError: for an id outside the vocabulary, a string that is not a single
+            token (the message suggests near matches from the vocabulary), or a string
+            that several ids decode to (e.g. ``"�"`` for byte tokens; pass an id).
     """
     if isinstance(tokens, (int, str)):
         tokens = [tokens]
@@ -70,10 +72,17 @@ def token_ids(model: HookedTransformer, tokens: TokenLike) -> list[int]:
             if lookup is None:
                 strings = vocab_strings(model)
                 lookup = {s: i for i, s in reversed(list(enumerate(strings)))}
+                shared = {s for s, count in Counter(strings).items() if count > 1}
             if token not in lookup:
                 near = difflib.get_close_matches(token, list(lookup), n=5, cutoff=0.6)
                 hint = f"; near matches: {near}" if near else ""
                 raise ValueError(f"{token!r} is not a single token in the vocabulary{hint}")
+            if token in shared:
+                same = [i for i, s in enumerate(strings) if s == token]
+                raise ValueError(
+                    f"{token!r} is the text of {len(same)} token ids ({same[:5]}{', ...' if len(same) > 5 else ''}), "
+                    "so it names no single token; pass the token id instead"
+                )
             ids.append(lookup[token])
         else:
             if isinstance(token, bool) or int(token) != token or not 0 <= int(token) < d_vocab:

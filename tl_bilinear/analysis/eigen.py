@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -60,9 +61,21 @@ class Eigendecomposition:
         return self.eigenvectors.shape[2]
 
     def __getitem__(self, index) -> Eigendecomposition:
-        """The decomposition of a subset of the directions (an int keeps the axis)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1 if index != -1 else None)
+        """The decomposition of a subset of the directions (an int keeps the axis).
+
+        Raises:
+            IndexError: for an integer index outside ``[-n, n)``.
+        """
+        if not isinstance(index, (bool, slice, list, tuple)) and not (isinstance(index, Tensor) and index.ndim > 0):
+            try:  # numpy and 0-d tensor integers too: indexing with them would drop the axis
+                index = operator.index(index)
+            except TypeError:
+                pass
+        if isinstance(index, int) and not isinstance(index, bool):
+            n = len(self)
+            if not -n <= index < n:
+                raise IndexError(f"direction index {index} is out of range for {n} directions")
+            index = slice(index % n, index % n + 1)
         return replace(
             self,
             eigenvalues=self.eigenvalues[index],

@@ -111,11 +111,13 @@ def check_layer(model: HookedTransformer, layer: int) -> None:
     """Raise a clear error unless ``layer`` is a valid layer index of ``model``.
 
     Raises:
-        IndexError: if the layer is out of range (or not an int).
+        IndexError: if the layer is out of range (negative indices included) or not an int.
     """
     n_layers = model.cfg.n_layers
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
-        raise IndexError(f"layer {layer!r} is out of range: the model has {n_layers} layers (0..{n_layers - 1})")
+    not_int = isinstance(layer, bool) or not isinstance(layer, int)
+    if not_int or not 0 <= layer < n_layers:
+        hint = f"; it must be a Python int, not {type(layer).__name__} (pass int(layer))" if not_int else ""
+        raise IndexError(f"layer {layer!r} is out of range: the model has {n_layers} layers (0..{n_layers - 1}){hint}")
 
 
 def bilinear_weights(model: HookedTransformer, layer: int) -> BilinearWeights:
