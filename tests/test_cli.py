@@ -9,6 +9,7 @@ import pytest
 
 import tl_bilinear
 from tl_bilinear import cli
+from tl_bilinear.train import cli as train_cli
 
 TINY = ["--preset", "ts-micro", "--set", "d_vocab=320", "--set", "n_ctx=32", "--set", "d_model=32",
         "--set", "n_heads=2", "--batch-size", "4", "--tokens", "768", "--eval-every", "3", "--eval-batches", "2",
@@ -106,7 +107,7 @@ def test_train_flags_build_the_config(tmp_path):
     parser = cli.build_parser()
     args = parser.parse_args(["train", "--out", str(tmp_path), "--preset", "ts-tiny", "--baseline", "mlp-gelu",
                               "--tokens", "1M", "--set", "n_layers=3", "--precision", "bf16"])  # fmt: skip
-    cfg = cli.train_config_from_args(args)
+    cfg = train_cli.train_config_from_args(args)
     assert cfg.total_tokens == 10**6 and cfg.precision == "bf16" and cfg.out_dir == str(tmp_path)
     assert cfg.model_overrides == {"n_layers": 3, "act_fn": "gelu", "gated_mlp": False, "d_mlp": 768}
     assert cfg.model_config().n_layers == 3
