@@ -107,3 +107,27 @@ def test_small_demo_config_uses_one_thread_and_an_explicit_preset(tmp_path):
     assert demo_config(tmp_path, small=True, preset="ts-tiny").preset == "ts-tiny"
     full = demo_config(tmp_path)
     assert full.preset == DEMO_PRESET and full.num_threads is None
+
+
+def test_tokenizer_out_naming_a_file_fails_before_training(tmp_path, capsys):
+    target = tmp_path / "taken.txt"
+    target.write_text("not a directory")
+    status, err = run_main("tokenizer", "--data", "builtin", "--docs", "50", "--vocab-size", "300", "--out", target,
+                           capsys=capsys)  # fmt: skip
+    one_clear_line(status, err, "taken.txt", "is a file", "directory")
+
+
+def test_analyze_rejects_k_zero_and_counts_one_layer(checkpoint, tmp_path, capsys):
+    status, err = run_main("analyze", checkpoint, "--layer", 0, "--token", "dog", "--k", 0, "--out", tmp_path / "r.html",
+                           capsys=capsys)  # fmt: skip
+    assert status == 2 and "--k" in err and "0" in err and "Traceback" not in err
+    one_layer = tl_bilinear.save(tl_bilinear.make_model("ts-micro"), tmp_path / "one")
+    status, err = run_main("analyze", one_layer, "--layer", 5, "--token", "a", "--out", tmp_path / "r.html",
+                           capsys=capsys)  # fmt: skip
+    one_clear_line(status, err, "--layer 5", "has 1 layer (0..0)")
+
+
+def test_rotary_odd_d_head_names_the_fix(tmp_path, capsys):
+    status, err = run_main("train", "--out", tmp_path / "run", "--preset", "ts-micro", "--set", "d_model=100",
+                           capsys=capsys)  # fmt: skip
+    one_clear_line(status, err, "d_head=25", "d_model=100", "n_heads=4")

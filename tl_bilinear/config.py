@@ -49,7 +49,10 @@ def _validate(fields: dict[str, Any]) -> None:
     if fields.get("positional_embedding_type") == "rotary":
         d_head = fields.get("d_head") or d_model // n_heads
         if d_head % 2:
-            raise ValueError(f"rotary positions need an even d_head, got d_head={d_head}")
+            raise ValueError(
+                f"rotary positions need an even d_head, got d_head={d_head} (d_model={d_model}, n_heads={n_heads}); "
+                "choose d_model and n_heads with an even quotient, or set d_head"
+            )
 
 
 def bilinear_config(**overrides: Any) -> HookedTransformerConfig:

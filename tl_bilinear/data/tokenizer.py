@@ -62,7 +62,10 @@ def train_tokenizer(
     Raises:
         ValueError: if ``vocab_size`` is below 257 (256 bytes + ``<|endoftext|>``) or the
             documents are empty.
+        FileExistsError: if ``out_dir`` is an existing file.
     """
+    if out_dir is not None:
+        _directory(out_dir)  # before the training, not after it
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     if vocab_size < 257:
@@ -100,6 +103,14 @@ def train_tokenizer(
     return save_tokenizer(fast, out_dir if out_dir is not None else _fresh_dir("tl_bilinear_tokenizer_"))
 
 
+def _directory(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, refused at once if it names an existing file."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{str(out)!r} is a file; a tokenizer is saved as a directory: give a new or existing one")
+    return out
+
+
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike) -> PreTrainedTokenizerBase:
     """Save ``tokenizer`` to ``out_dir`` (``save_pretrained`` format) and load it back.
 
@@ -109,8 +120,11 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLik
 
     Returns:
         The tokenizer re-loaded from ``out_dir``; TransformerLens accepts it.
+
+    Raises:
+        FileExistsError: if ``out_dir`` is an existing file.
     """
-    out = Path(out_dir)
+    out = _directory(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(out))
     return AutoTokenizer.from_pretrained(str(out))

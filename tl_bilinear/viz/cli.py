@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tl_bilinear.cli import parse_count
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--vs", default=None, help='contrast token: direction = W_U[token] - W_U[vs]')
     p.add_argument("--text", type=Path, default=None, help="UTF-8 text file to show activations on (any length)")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="output HTML file (default report.html)")
-    p.add_argument("--k", type=int, default=4, help="eigenvectors shown (default 4)")
+    p.add_argument("--k", type=parse_count, default=4, help="eigenvectors shown, >= 1 (default 4)")
     p.add_argument("--dataset", default="builtin",
                    help="contexts from: 'builtin' (story generator), a local corpus path (.txt/.jsonl/.parquet "
                    "file or folder), a hub dataset name, or 'none'")
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     model = tl_bilinear.load(args.checkpoint)
     n_layers = model.cfg.n_layers
     if not 0 <= args.layer < n_layers:
-        raise IndexError(f"--layer {args.layer} is out of range: the model has {n_layers} layers (0..{n_layers - 1})")
+        raise IndexError(f"--layer {args.layer} is out of range: the model has {n_layers} layer"
+                         f"{'s' if n_layers != 1 else ''} (0..{n_layers - 1})")
     if model.tokenizer is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer, so --token cannot be looked up")
     vocab = vocab_strings(model)
