@@ -94,6 +94,8 @@ def test_parse_count_and_registry():
 def test_demo_small_end_to_end(tmp_path):
     out = tl("demo", "--out", tmp_path / "demo", "--small", "--no-progress")
     assert "validation loss" in out.stdout and "unigram entropy" in out.stdout and "identity" in out.stdout
+    samples = out.stdout.split("=== sample stories")[1].split("\n\n")[0].splitlines()[1:]
+    assert samples and all(line.startswith(("- ", "  ")) for line in samples), samples  # each story in its bullet
     summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
     assert summary["val_loss"] < summary["unigram_entropy"]
     assert summary["identity_max_abs_error"] < 1e-3 * max(1.0, summary["identity_max_abs_value"])

@@ -271,8 +271,8 @@ def run_demo(
 def _report(demo: DemoResult, stream: TextIO) -> None:
     w = stream.write
     w("\n=== sample stories (temperature 0.7) ===\n")
-    for text in demo.samples:
-        w(f"- {text}\n")
+    for text in demo.samples:  # indented continuation lines keep each story inside its bullet
+        w("- " + text.strip().replace("\n", "\n  ") + "\n")
     w("\n=== it learns ===\n")
     w(f"validation loss       {demo.val_loss:.3f} nats/token (perplexity {math.exp(demo.val_loss):.1f})\n")
     w(f"unigram entropy       {demo.unigram_entropy:.3f} nats/token (a context-free model's best)\n")
