@@ -13,10 +13,24 @@ from tl_bilinear.analysis.interaction import hidden_coefficients, interaction_ma
 from tl_bilinear.analysis.weights import BilinearWeights
 
 
+def _relative_magnitudes(eigenvalues: Tensor) -> Tensor:
+    """``|λ| / max|λ|`` per row, in at least float32.
+
+    Both metrics are scale-free; without this their squares under- or overflow for
+    |λ| below about 1e-19 or above 1e19 in float32 (and near 1e-3 or 1e2 in float16).
+    """
+    magnitudes = eigenvalues.to(torch.promote_types(eigenvalues.dtype, torch.float32)).abs()
+    if magnitudes.shape[-1] == 0:
+        return magnitudes
+    peak = magnitudes.amax(-1, keepdim=True)
+    return magnitudes / torch.where(peak > 0, peak, torch.ones_like(peak))
+
+
 def effective_rank(eigenvalues: Float[Tensor, "... k"]) -> Float[Tensor, "..."]:
     """``(Σ|λ|)² / Σλ²``: 1 for a rank-one Q, k for k equal-magnitude eigenvalues, 0 for Q = 0."""
-    l1 = eigenvalues.abs().sum(-1)
-    l2 = eigenvalues.square().sum(-1)
+    magnitudes = _relative_magnitudes(eigenvalues)
+    l1 = magnitudes.sum(-1)
+    l2 = magnitudes.square().sum(-1)
     return torch.where(l2 > 0, l1.square() / l2.clamp_min(torch.finfo(l2.dtype).tiny), 0.0)
 
 
@@ -28,7 +42,7 @@ def topk_mass(eigenvalues: Float[Tensor, "... k"], k: int) -> Float[Tensor, "...
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"k={k!r} must be a non-negative int")
-    squares = eigenvalues.square().sort(dim=-1, descending=True).values
+    squares = _relative_magnitudes(eigenvalues).square().sort(dim=-1, descending=True).values
     total = squares.sum(-1)
     return torch.where(total > 0, squares[..., :k].sum(-1) / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
 
