@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_bilinear.analysis import eigen_activations, eigendecompose, interaction_matrices, token_ids
+from tl_bilinear.analysis import eigen_activations, eigendecompose, hosvd, interaction_matrices, spectrum, token_ids
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +48,28 @@ def test_numpy_vectors_are_directions_not_token_ids(text_model):
     tokens = torch.tensor([0, 5, 9, 12])
     acts = eigen_activations(text_model, 1, u.numpy(), tokens, k=None)
     torch.testing.assert_close(acts.total, eigen_activations(text_model, 1, u, tokens, k=None).total)
+
+
+def test_hosvd_refuses_a_negative_k(tiny_model):
+    # k=-1 used to slice keep[-1:] and silently drop the smallest component
+    U = tiny_model.W_U[:, :3].T
+    assert len(hosvd(tiny_model, 0, U).singular_values) == 3
+    with pytest.raises(ValueError, match="k=-1 must be None"):
+        hosvd(tiny_model, 0, U, k=-1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, U, c: interaction_matrices(m, 0, U, chunk_size=c, build="direct"),
+    lambda m, U, c: interaction_matrices(m, 0, U, chunk_size=c, build="packed"),
+    lambda m, U, c: eigendecompose(m, 0, U, k=2, method="dense", chunk_size=c),
+    lambda m, U, c: spectrum(m, 0, U, chunk_size=c),
+])
+@pytest.mark.parametrize("chunk_size", [0, -1, 2.0])
+def test_a_bad_chunk_size_is_a_clear_error(tiny_model, call, chunk_size):
+    with pytest.raises(ValueError, match=f"chunk_size={chunk_size!r} must be None"):
+        call(tiny_model, tiny_model.W_U[:, :3].T, chunk_size)
+
+
+def test_several_texts_in_a_list_say_how_to_pass_them(text_model):
+    with pytest.raises(ValueError, match=r"model.to_tokens\(texts\)"):
+        eigen_activations(text_model, 0, " happy", ["the dog", "the cat"])

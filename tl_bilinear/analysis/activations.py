@@ -135,6 +135,8 @@ def _as_tokens(model: HookedTransformer, tokens) -> Tensor:
         if model.tokenizer is None:
             raise ValueError("text needs a tokenizer: load the model with one, or pass token ids")
         return model.to_tokens(tokens, truncate=False)
+    if isinstance(tokens, (list, tuple)) and any(isinstance(t, str) for t in tokens):
+        raise ValueError("tokens must be one string or token ids; for several texts pass model.to_tokens(texts)")
     tokens = torch.as_tensor(tokens)
     if tokens.ndim == 1:
         tokens = tokens[None]

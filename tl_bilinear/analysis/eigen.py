@@ -217,10 +217,10 @@ def eigendecompose(
 
     Raises:
         ValueError: if the layer is not bilinear, the directions have the wrong width,
-            k is out of range, or the method is unknown.
+            k is out of range, the method is unknown, or ``chunk_size`` is not a positive int.
         IndexError: if the layer is out of range.
     """
-    weights, directions = prepare(model, layer, directions, dtype)
+    weights, directions = prepare(model, layer, directions, dtype, chunk_size)
     d_in = weights.d_in
     k = d_in if k is None else k
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= d_in:
@@ -264,7 +264,7 @@ def spectrum(
     Raises:
         ValueError / IndexError: as ``eigendecompose``.
     """
-    weights, directions = prepare(model, layer, directions, dtype)
+    weights, directions = prepare(model, layer, directions, dtype, chunk_size)
     chunk_size = chunk_size or default_chunk_size(weights, directions.dtype)
     out = []
     for Q in _matrix_chunks(weights, directions, chunk_size, progress, "eigvalsh"):

@@ -61,9 +61,15 @@ def default_chunk_size(weights: BilinearWeights, dtype: torch.dtype) -> int:
 
 
 def prepare(
-    model: HookedTransformer | BilinearWeights, layer: int | None, directions: Tensor, dtype: torch.dtype | None
+    model: HookedTransformer | BilinearWeights,
+    layer: int | None,
+    directions: Tensor,
+    dtype: torch.dtype | None,
+    chunk_size: int | None = None,
 ) -> tuple[BilinearWeights, Tensor]:
-    """Resolve, augment and cast the weights, and validate the directions, for one analysis call."""
+    """Resolve, augment and cast the weights, and validate the directions (and chunk size), for one analysis call."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size={chunk_size!r} must be None (automatic) or a positive int")
     weights = resolve_weights(model, layer)
     dtype = compute_dtype(weights, dtype)
     weights = weights.augmented().to(dtype)
@@ -204,11 +210,11 @@ def interaction_matrices(
         [n, d_in, d_in] symmetric matrices.
 
     Raises:
-        ValueError: if the layer is not bilinear, the directions have the wrong width or
-            ``build`` is unknown.
+        ValueError: if the layer is not bilinear, the directions have the wrong width,
+            ``build`` is unknown or ``chunk_size`` is not a positive int.
         IndexError: if the layer is out of range.
     """
-    weights, directions = prepare(model, layer, directions, dtype)
+    weights, directions = prepare(model, layer, directions, dtype, chunk_size)
     if build not in ("auto", "direct", "packed"):
         raise ValueError(f"build={build!r} must be 'auto', 'direct' or 'packed'")
     n, d = len(directions), weights.d_in

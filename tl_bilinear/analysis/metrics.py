@@ -95,8 +95,11 @@ def hosvd(
         The HOSVD components, largest singular value first.
 
     Raises:
-        ValueError / IndexError: as ``interaction_matrices``.
+        ValueError: as ``interaction_matrices``, or if k is not None or a non-negative int.
+        IndexError: as ``interaction_matrices``.
     """
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+        raise ValueError(f"k={k!r} must be None (all components) or a non-negative int")
     weights, U = prepare(model, layer, directions, dtype)
     W_gate, W_in = weights.W_gate, weights.W_in
     K = ((W_gate.T @ W_gate) * (W_in.T @ W_in) + (W_gate.T @ W_in) * (W_in.T @ W_gate)) / 2
