@@ -227,6 +227,7 @@ def test_sizes_and_edge_cases():
         (dict(k=3, max_steps=9), "max_steps"),
         (dict(k=3, steps=2), "steps"),
         (dict(k=3, tol=0.0), "tol"),
+        (dict(k=3, tol=0.1), r"tol=0.1 must lie in \(0, 0.01\]"),
         (dict(k=3, dtype=torch.float16), "dtype"),
         (dict(k=3, batch_size=0), "batch_size"),
         (dict(k=3, check_every=0), "check_every"),
