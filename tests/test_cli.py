@@ -11,6 +11,8 @@ import tl_bilinear
 from tl_bilinear import cli
 from tl_bilinear.train import cli as train_cli
 
+from tests.helpers.cli import run_main
+
 TINY = ["--preset", "ts-micro", "--set", "d_vocab=320", "--set", "n_ctx=32", "--set", "d_model=32",
         "--set", "n_heads=2", "--batch-size", "4", "--tokens", "768", "--eval-every", "3", "--eval-batches", "2",
         "--device", "cpu", "--threads", "1", "--no-progress", "--warmup", "2", "--lr", "3e-3", "--log-every", "1"]  # fmt: skip
@@ -57,14 +59,6 @@ def test_info_and_generate(run_dir):
     samples = [s for s in out.split("\n\n") if s.strip()]
     assert len(samples) == 2 and all(s.startswith("once upon a time") for s in samples)
 
-
-def run_main(*args, capsys):
-    """``cli.main`` in this process (fast): (exit status, stderr)."""
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as exit_:
-        status = exit_.code
-    return status, capsys.readouterr().err
 
 
 def test_bad_input_is_one_clear_line(capsys, tmp_path):

@@ -6,17 +6,9 @@ Every case here fails before any training starts, so the file runs in seconds.
 import pytest
 
 import tl_bilinear
-from tl_bilinear import cli
 from tl_bilinear.demo import DEMO_PRESET, demo_config
 
-
-def run_main(*args, capsys):
-    """``cli.main`` in this process: (exit status, stderr)."""
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as exit_:
-        status = exit_.code
-    return status, capsys.readouterr().err
+from tests.helpers.cli import run_main
 
 
 def checkpoint_prompt_tokens(path, prompt):
