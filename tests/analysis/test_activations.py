@@ -46,6 +46,14 @@ def test_top_k_reconstruction_is_partial_and_ordered(model):
     assert (top4.explained() < 1).all()
 
 
+def test_explained_is_undefined_for_a_constant_total(model):
+    """One token: the total has no variation, so the share explained is NaN, not a huge number."""
+    U = torch.randn(2, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    one = eigen_activations(model, 1, U, _tokens(1, 1, seed=6), k=4)
+    assert torch.isnan(one.explained()).all()
+    assert torch.isfinite(eigen_activations(model, 1, U, _tokens(1, 8, seed=6), k=4).explained()).all()
+
+
 def test_long_text_is_windowed_not_truncated(model):
     tokens = _tokens(2, 40, seed=4)  # n_ctx = 16
     U = torch.randn(1, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(5))

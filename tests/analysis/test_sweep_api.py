@@ -48,6 +48,11 @@ def test_numpy_vectors_are_directions_not_token_ids(text_model):
     tokens = torch.tensor([0, 5, 9, 12])
     acts = eigen_activations(text_model, 1, u.numpy(), tokens, k=None)
     torch.testing.assert_close(acts.total, eigen_activations(text_model, 1, u, tokens, k=None).total)
+    # so are Python lists of floats; lists of ints and strings stay token ids / names
+    as_list = eigen_activations(text_model, 1, u.tolist(), tokens, k=None)
+    torch.testing.assert_close(as_list.total, acts.total.to(as_list.total.dtype))
+    by_id = eigen_activations(text_model, 1, [5], tokens, k=None)
+    torch.testing.assert_close(by_id.total, acts.total)
 
 
 def test_hosvd_refuses_a_negative_k(tiny_model):

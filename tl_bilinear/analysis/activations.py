@@ -66,12 +66,16 @@ class EigenActivations:
         """Share of the total's variation the kept eigenvectors explain, per direction.
 
         Returns:
-            ``1 - Σ_t residual² / Σ_t (total - mean total)²`` over all tokens (1 = exact).
+            ``1 - Σ_t residual² / Σ_t (total - mean total)²`` over all tokens (1 = exact);
+            NaN where the total does not vary over the tokens (to float precision), for
+            which the share is undefined.
         """
         total = self.total.flatten(0, 1)
         residual = self.residual.flatten(0, 1)
         spread = (total - total.mean(0)).square().sum(0)
-        return 1 - residual.square().sum(0) / spread.clamp_min(torch.finfo(spread.dtype).tiny)
+        varies = spread > torch.finfo(spread.dtype).eps * total.square().sum(0)
+        return torch.where(varies, 1 - residual.square().sum(0) / spread.clamp_min(torch.finfo(spread.dtype).tiny),
+                           torch.nan)
 
 
 def window_spans(seq_len: int, n_ctx: int, overlap: int = 0) -> list[tuple[int, int, int]]:
@@ -123,8 +127,13 @@ def resolve_decomposition(
         if directions.layer is not None and directions.layer != layer:
             raise ValueError(f"the decomposition is of layer {directions.layer}, not layer {layer}")
         return directions if k is None or k >= directions.k else directions.truncate(k)
-    if not isinstance(directions, Tensor) and hasattr(directions, "__array__"):
-        directions = torch.as_tensor(directions)  # numpy vectors are vectors, not token ids
+    if not isinstance(directions, (Tensor, str)):  # numpy arrays or (nested) lists of floats are vectors
+        try:
+            vectors = torch.as_tensor(directions)
+        except (TypeError, ValueError, RuntimeError):  # e.g. a list of strings: token names
+            vectors = None
+        if vectors is not None and vectors.is_floating_point():
+            directions = vectors
     if not (isinstance(directions, Tensor) and directions.is_floating_point()):
         directions = unembed_directions(model, directions)
     return eigendecompose(model, layer, directions, k=k)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from typing import Iterable
 
 import torch
@@ -137,8 +138,12 @@ def analysis_report(
         str_tokens = [vocab[i] for i in acts.tokens[0].tolist()]
         explained = acts.explained()[0].item()
         doc.add_html("<h2>Activations on the text</h2>")
-        doc.add_text(f"{len(str_tokens)} tokens; the top {k} eigenvectors explain {explained:.1%} of the variation "
-                     "of u · mlp_out over them.", css_class="tlb-note")
+        if math.isnan(explained):  # a constant total (e.g. one token): no variation to explain
+            note = f"{len(str_tokens)} tokens; u · mlp_out does not vary over them."
+        else:
+            note = (f"{len(str_tokens)} tokens; the top {k} eigenvectors explain {explained:.1%} of the variation "
+                    "of u · mlp_out over them.")
+        doc.add_text(note, css_class="tlb-note")
         bound = acts.total[0, :, 0].abs().max().item()
         doc.extend(colored_tokens(str_tokens, acts.total[0, :, 0], title="exact u · mlp_out (from hook_mlp_out)", max_abs=bound))
         doc.extend(colored_tokens(str_tokens, acts.reconstruction[0, :, 0], title=f"top-{k} reconstruction", max_abs=bound))
