@@ -78,16 +78,22 @@ def _character(c, r) -> tuple[str, str, tuple[str, str, str]]:
     return c(_BOY_NAMES), c(_ANIMALS), _HE
 
 
+def _chooser(r):
+    """``choose(seq)``: one element of ``seq``, drawn with one call of ``r``."""
+    return lambda seq: seq[int(r() * len(seq))]
+
+
+def _other(choose, seq, first):
+    """A second draw from ``seq`` that differs from ``first`` (one draw either way, so the stream stays aligned)."""
+    second = choose(seq)
+    return second if second != first else seq[(seq.index(first) + 1) % len(seq)]
+
+
 def _context(rng: random.Random) -> dict[str, str]:
     """All slot values of one story."""
     r = rng.random
 
-    def c(seq):
-        return seq[int(r() * len(seq))]
-
-    def other(seq, first):  # a second draw that differs from the first (same random stream either way)
-        second = c(seq)
-        return second if second != first else seq[(seq.index(first) + 1) % len(seq)]
+    c = _chooser(r)
 
     name, kind, (he, him, his) = _character(c, r)
     name2, kind2, (he2, him2, his2) = _character(c, r)
@@ -95,9 +101,9 @@ def _context(rng: random.Random) -> dict[str, str]:
         name2 = c(_GIRL_NAMES if he2 == "she" else _BOY_NAMES)
     name3 = c(_GIRL_NAMES if r() < 0.5 else _BOY_NAMES)
     neg = c(T.NEG_FEELINGS)
-    neg2 = other(T.NEG_FEELINGS, neg)
+    neg2 = _other(c, T.NEG_FEELINGS, neg)
     food = c(L.FOODS)
-    food2 = other(L.FOODS, food)
+    food2 = _other(c, L.FOODS, food)
     look = c(L.LOOKS)
     return {
         "name": name, "kind": kind, "he": he, "him": him, "his": his,
@@ -129,12 +135,7 @@ def _check_args(index: int, seed: int) -> None:
 def _story(rng: random.Random) -> str:
     r = rng.random
 
-    def c(seq):
-        return seq[int(r() * len(seq))]
-
-    def other(seq, first):  # a second draw that differs from the first (same random stream either way)
-        second = c(seq)
-        return second if second != first else seq[(seq.index(first) + 1) % len(seq)]
+    c = _chooser(r)
 
     ctx = _context(rng)
     fmt = str.format_map
