@@ -45,24 +45,41 @@ def main():
         rows = []
         for name in args.models:
             cfg = TrainConfig(
-                out_dir=str(root / name), preset=args.preset, tokenizer=str(tok_dir), total_tokens=args.tokens,
+                out_dir=str(root / name),
+                preset=args.preset,
+                tokenizer=str(tok_dir),
+                total_tokens=args.tokens,
                 model_overrides=baseline_overrides(name, args.preset, n_ctx=args.n_ctx),
-                batch_size=args.batch_size, lr=args.lr, warmup_steps=20, eval_every=0, eval_batches=32,
-                save_every=0, seed=args.seed, precision=args.precision, device="cpu", progress=False,
-            )  # fmt: skip
+                batch_size=args.batch_size,
+                lr=args.lr,
+                warmup_steps=20,
+                eval_every=0,
+                eval_batches=32,
+                save_every=0,
+                seed=args.seed,
+                precision=args.precision,
+                device="cpu",
+                progress=False,
+            )
             start = time.perf_counter()
             result = train(cfg)
             rows.append((name, result.val_loss, result.tokens, time.perf_counter() - start))
-            print(f"{name:9s} val loss {result.val_loss:.4f} ({result.tokens:,} tokens, {rows[-1][3]:.0f} s)", flush=True)
+            print(
+                f"{name:9s} val loss {result.val_loss:.4f} ({result.tokens:,} tokens, {rows[-1][3]:.0f} s)", flush=True
+            )
         base = rows[0][1]
-        print(f"\npreset {args.preset}, n_ctx {args.n_ctx}, {args.tokens:,} tokens each, {args.precision}, seed {args.seed}")
+        print(
+            f"\npreset {args.preset}, n_ctx {args.n_ctx}, {args.tokens:,} tokens each, {args.precision}, seed {args.seed}"
+        )
         print(f"{'model':9s} {'val loss':>9s} {'vs first':>9s}   {'paper T6':>8s} {'vs bilinear':>11s}")
         for name, loss, _, _ in rows:
             paper = PAPER_TABLE_6.get(name)
             paper_txt = f"{paper:8.3f} {paper - PAPER_TABLE_6['bilinear']:+11.3f}" if paper else f"{'-':>8s} {'-':>11s}"
             print(f"{name:9s} {loss:9.4f} {loss - base:+9.4f}   {paper_txt}")
         if args.out:
-            (root / "baselines.json").write_text(json.dumps([dict(zip(("model", "val_loss", "tokens", "seconds"), r)) for r in rows], indent=2))
+            (root / "baselines.json").write_text(
+                json.dumps([dict(zip(("model", "val_loss", "tokens", "seconds"), r)) for r in rows], indent=2)
+            )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,9 @@ def main() -> None:
     # tokenizer (4096 BPE) and tokens/s
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        tok = train_tokenizer(iter_documents("builtin", seed=args.seed, limit=args.tokenizer_docs), 4096, tmp,
-                              show_progress=False)
+        tok = train_tokenizer(
+            iter_documents("builtin", seed=args.seed, limit=args.tokenizer_docs), 4096, tmp, show_progress=False
+        )
         res["tokenizer_train_s"] = round(time.perf_counter() - t0, 1)
         res["tokenizer_vocab"] = len(tok)
         t0 = time.perf_counter()
@@ -94,8 +95,11 @@ def main() -> None:
         if batch:
             tokens_checked += sum(len(x) + 1 for x in tok(batch, add_special_tokens=False)["input_ids"])
         res["distinct_check"] = {
-            "stories": args.distinct, "distinct": len(seen), "first_repeat_at": repeat_at,
-            "tokens": tokens_checked, "seconds": round(time.perf_counter() - t0, 1),
+            "stories": args.distinct,
+            "distinct": len(seen),
+            "first_repeat_at": repeat_at,
+            "tokens": tokens_checked,
+            "seconds": round(time.perf_counter() - t0, 1),
         }
         bound = distinct_story_lower_bound()
         res["distinct_stories_lower_bound_log10"] = round(math.log10(bound), 2)

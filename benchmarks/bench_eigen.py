@@ -31,8 +31,8 @@ import time
 import torch
 
 import tl_bilinear
-from tl_bilinear.analysis import eigendecompose, interaction_matrices
 from tl_bilinear.analysis import eigen as eigen_module
+from tl_bilinear.analysis import eigendecompose, interaction_matrices
 
 SEPARATION = 1e-3  # an eigenvalue is "separated" if its relative gap to every other one exceeds this
 
@@ -147,8 +147,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=16, help="eigenpairs per direction")
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--d-mlp", type=int, default=2048)
-    parser.add_argument("--low-rank-dense", type=int, default=128,
-                        help="directions of the low-rank variant checked (and timed) densely; 0 skips the variant")
+    parser.add_argument(
+        "--low-rank-dense",
+        type=int,
+        default=128,
+        help="directions of the low-rank variant checked (and timed) densely; 0 skips the variant",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -158,20 +162,22 @@ def main() -> None:
     n, k, d, m = args.n, args.k, args.d_model, args.d_mlp
 
     torch.set_grad_enabled(False)
-    model = tl_bilinear.make_model("ts-medium", seed=args.seed, n_layers=1, d_model=d, d_mlp=m,
-                                   n_heads=max(1, d // 64), d_vocab=max(4096, n))
+    model = tl_bilinear.make_model(
+        "ts-medium", seed=args.seed, n_layers=1, d_model=d, d_mlp=m, n_heads=max(1, d // 64), d_vocab=max(4096, n)
+    )
     mlp = model.blocks[0].mlp
     U = model.W_U[:, :n].T.contiguous()  # [n, d_model]: unembedding directions
     peak = max(gemm_peak(n, d, 2 * m), gemm_peak(2048, 2048, 2048, 3))
     floor_flops = n * d * (d + 1) / 2 * m * 2
     floor = floor_flops / (peak * 1e9)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={n} k={k} d_model={d} d_mlp={m}; "
-          f"load average {os.getloadavg()[0]:.1f} (other processes perturb every timing)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={n} k={k} d_model={d} d_mlp={m}; "
+        f"load average {os.getloadavg()[0]:.1f} (other processes perturb every timing)"
+    )
     print(f"fp32 GEMM peak {peak:.0f} GFLOP/s; floor = {floor_flops / 1e9:.0f} GFLOP / peak = {floor:.2f} s")
 
     # (1) the paper code's einsum (its eigh is the same call as route 2's: time reused)
-    paper_Q, paper_build = timed(lambda: torch.einsum(
-        "mi,mj,om,no->nij", mlp.W_gate.T, mlp.W_in.T, mlp.W_out.T, U))
+    paper_Q, paper_build = timed(lambda: torch.einsum("mi,mj,om,no->nij", mlp.W_gate.T, mlp.W_in.T, mlp.W_out.T, U))
     paper_Q = (paper_Q + paper_Q.mT) / 2
     # (2) the best dense route: the packed build (the fastest we have) + batched eigh
     Q, dense_build = timed(lambda: interaction_matrices(model, 0, U, build="packed"))
@@ -190,25 +196,50 @@ def main() -> None:
     del all_vectors
 
     results = dict(
-        n=n, k=k, d_model=d, d_mlp=m, threads=torch.get_num_threads(), peak_gflops=peak,
-        floor_s=floor, paper_s=paper, paper_einsum_s=paper_build, dense_s=dense, dense_build_s=dense_build,
-        dense_eigh_s=dense_eigh_s, ours_s=ours, paper_over_ours=paper / ours, dense_over_ours=dense / ours,
-        ours_over_floor=ours / floor, ours_matvec_gflop=ours_flops / 1e9, ours_gflops=ours_flops / ours / 1e9,
-        dense_build_gflops=packed_flops / dense_build / 1e9, dense_build_over_floor=dense_build / floor,
-        mean_lanczos_steps=counter.rows / n, lanczos_converged=counter.converged, **acc,
+        n=n,
+        k=k,
+        d_model=d,
+        d_mlp=m,
+        threads=torch.get_num_threads(),
+        peak_gflops=peak,
+        floor_s=floor,
+        paper_s=paper,
+        paper_einsum_s=paper_build,
+        dense_s=dense,
+        dense_build_s=dense_build,
+        dense_eigh_s=dense_eigh_s,
+        ours_s=ours,
+        paper_over_ours=paper / ours,
+        dense_over_ours=dense / ours,
+        ours_over_floor=ours / floor,
+        ours_matvec_gflop=ours_flops / 1e9,
+        ours_gflops=ours_flops / ours / 1e9,
+        dense_build_gflops=packed_flops / dense_build / 1e9,
+        dense_build_over_floor=dense_build / floor,
+        mean_lanczos_steps=counter.rows / n,
+        lanczos_converged=counter.converged,
+        **acc,
     )
     print(f"(1) paper einsum + eigh : {paper:7.2f} s  (einsum {paper_build:.2f} s + eigh {dense_eigh_s:.2f} s)")
-    print(f"(2) packed build + eigh : {dense:7.2f} s  (build {dense_build:.2f} s = {dense_build / floor:.2f} x floor, "
-          f"{packed_flops / 1e9:.0f} GFLOP at {results['dense_build_gflops']:.0f} GFLOP/s + eigh {dense_eigh_s:.2f} s)")
-    print(f"(3) ours (auto: Lanczos): {ours:7.2f} s  ({results['mean_lanczos_steps']:.0f} matvecs per direction, "
-          f"{ours_flops / 1e9:.0f} GFLOP at {results['ours_gflops']:.0f} GFLOP/s; "
-          f"{counter.converged}/{counter.total} converged, the rest went dense)")
-    print(f"speed-up: {paper / ours:.1f}x over the paper code, {dense / ours:.1f}x over the best dense route "
-          f"(target >= 5x); ours / floor = {ours / floor:.2f} (target <= 2)")
-    print(f"accuracy: top-{k} eigenvalue max rel error {acc['eigenvalue_max_rel_error']:.1e} (target <= 1e-5); "
-          f"min |cos| over separated eigenvalues (rel gap > {SEPARATION:g}, "
-          f"{100 * acc['separated_fraction']:.1f}%) {acc['eigenvector_min_abs_cos_separated']}; "
-          f"min eigenspace alignment otherwise {acc['eigenspace_min_alignment_clustered']}")
+    print(
+        f"(2) packed build + eigh : {dense:7.2f} s  (build {dense_build:.2f} s = {dense_build / floor:.2f} x floor, "
+        f"{packed_flops / 1e9:.0f} GFLOP at {results['dense_build_gflops']:.0f} GFLOP/s + eigh {dense_eigh_s:.2f} s)"
+    )
+    print(
+        f"(3) ours (auto: Lanczos): {ours:7.2f} s  ({results['mean_lanczos_steps']:.0f} matvecs per direction, "
+        f"{ours_flops / 1e9:.0f} GFLOP at {results['ours_gflops']:.0f} GFLOP/s; "
+        f"{counter.converged}/{counter.total} converged, the rest went dense)"
+    )
+    print(
+        f"speed-up: {paper / ours:.1f}x over the paper code, {dense / ours:.1f}x over the best dense route "
+        f"(target >= 5x); ours / floor = {ours / floor:.2f} (target <= 2)"
+    )
+    print(
+        f"accuracy: top-{k} eigenvalue max rel error {acc['eigenvalue_max_rel_error']:.1e} (target <= 1e-5); "
+        f"min |cos| over separated eigenvalues (rel gap > {SEPARATION:g}, "
+        f"{100 * acc['separated_fraction']:.1f}%) {acc['eigenvector_min_abs_cos_separated']}; "
+        f"min eigenspace alignment otherwise {acc['eigenspace_min_alignment_clustered']}"
+    )
 
     if args.low_rank_dense:
         low_rank_(model)
@@ -226,16 +257,24 @@ def main() -> None:
         spectrum = ref_values.abs()
         eff_rank = ((spectrum.sum(1) ** 2) / spectrum.square().sum(1)).mean().item()
         results["low_rank"] = dict(
-            ours_s=low_ours, dense_s_scaled=low_dense, dense_directions_timed=sub, dense_over_ours=low_dense / low_ours,
-            ours_over_floor=low_ours / floor, mean_lanczos_steps=counter.rows / n, effective_rank=eff_rank,
-            lanczos_converged=counter.converged, **low_acc,
+            ours_s=low_ours,
+            dense_s_scaled=low_dense,
+            dense_directions_timed=sub,
+            dense_over_ours=low_dense / low_ours,
+            ours_over_floor=low_ours / floor,
+            mean_lanczos_steps=counter.rows / n,
+            effective_rank=eff_rank,
+            lanczos_converged=counter.converged,
+            **low_acc,
         )
-        print(f"low-rank variant (mean effective rank {eff_rank:.0f}): ours {low_ours:.2f} s "
-              f"({counter.rows / n:.0f} matvecs per direction, {counter.converged}/{counter.total} converged); "
-              f"dense {low_dense:.2f} s (packed build of all {n}, eigh timed on {sub} and scaled x{n / sub:g}); "
-              f"{low_dense / low_ours:.1f}x; ours / floor = {low_ours / floor:.2f}; "
-              f"max rel error {low_acc['eigenvalue_max_rel_error']:.1e} (against float64), "
-              f"min |cos| separated {low_acc['eigenvector_min_abs_cos_separated']}")
+        print(
+            f"low-rank variant (mean effective rank {eff_rank:.0f}): ours {low_ours:.2f} s "
+            f"({counter.rows / n:.0f} matvecs per direction, {counter.converged}/{counter.total} converged); "
+            f"dense {low_dense:.2f} s (packed build of all {n}, eigh timed on {sub} and scaled x{n / sub:g}); "
+            f"{low_dense / low_ours:.1f}x; ours / floor = {low_ours / floor:.2f}; "
+            f"max rel error {low_acc['eigenvalue_max_rel_error']:.1e} (against float64), "
+            f"min |cos| separated {low_acc['eigenvector_min_abs_cos_separated']}"
+        )
     results["load_average_end"] = os.getloadavg()[0]
     print(f"load average at the end {results['load_average_end']:.1f}")
     if args.json:

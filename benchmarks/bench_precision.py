@@ -90,8 +90,10 @@ def errors(values, vectors, ref_values, ref_vectors):
     n, k = len(ref_values), values.shape[1]
     rel = ((values[:n].double() - ref_values[:, :k]).abs() / ref_values[:, :k].abs()).max().item()
     magnitude = ref_values.abs()
-    gap = torch.minimum(magnitude[:, :k] - magnitude[:, 1:], torch.nn.functional.pad(
-        magnitude[:, :k - 1] - magnitude[:, 1:k], (1, 0), value=float("inf")))
+    gap = torch.minimum(
+        magnitude[:, :k] - magnitude[:, 1:],
+        torch.nn.functional.pad(magnitude[:, : k - 1] - magnitude[:, 1:k], (1, 0), value=float("inf")),
+    )
     separated = gap > 1e-3 * magnitude[:, :k]
     cos = (vectors[:n].double() * ref_vectors[:, :k]).sum(-1).abs()[separated].min().item()
     return rel, cos
@@ -109,18 +111,23 @@ def main() -> None:
     print("GEMM rates of the Lanczos shapes (GFLOP/s; int8: GOP/s):")
     for shape in ((n, d, 2 * m), (n, 2 * m, d)):
         rates = {str(t).split(".")[1]: gemm_rate(*shape, t) for t in (torch.float32, torch.bfloat16, torch.int8)}
-        print(f"  {shape}: " + ", ".join(f"{t} {r:.0f}" for t, r in rates.items())
-              + f"  (bf16 {rates['bfloat16'] / rates['float32']:.1f}x, int8 {rates['int8'] / rates['float32']:.1f}x fp32)")
+        print(
+            f"  {shape}: "
+            + ", ".join(f"{t} {r:.0f}" for t, r in rates.items())
+            + f"  (bf16 {rates['bfloat16'] / rates['float32']:.1f}x, int8 {rates['int8'] / rates['float32']:.1f}x fp32)"
+        )
 
     for inner, cols in ((d, 2 * m), (2 * m, d)):  # the two GEMMs of a matvec
         A, B = torch.randn(n, inner), torch.randn(inner, cols)
         B_limbs = int8_limbs(B, 0)
-        emulated = min(timed(lambda: emulated_product(A, B_limbs))[1] for _ in range(5))
-        fp32 = min(timed(lambda: A @ B)[1] for _ in range(5))
+        emulated = min(timed(lambda A=A, B_limbs=B_limbs: emulated_product(A, B_limbs))[1] for _ in range(5))
+        fp32 = min(timed(lambda A=A, B=B: A @ B)[1] for _ in range(5))
         exact = A.double() @ B.double()
         err = ((emulated_product(A, B_limbs) - exact).norm() / exact.norm()).item()
-        print(f"  {(n, inner, cols)} from int8 limbs (vector splitting included): {emulated * 1e3:.1f} ms vs fp32 "
-              f"{fp32 * 1e3:.1f} ms ({fp32 / emulated:.1f}x), relative error {err:.1e}")
+        print(
+            f"  {(n, inner, cols)} from int8 limbs (vector splitting included): {emulated * 1e3:.1f} ms vs fp32 "
+            f"{fp32 * 1e3:.1f} ms ({fp32 / emulated:.1f}x), relative error {err:.1e}"
+        )
 
     model = tl_bilinear.make_model("ts-medium", seed=0, n_layers=1, d_vocab=max(4096, n))
     mlp = model.blocks[0].mlp

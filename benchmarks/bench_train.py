@@ -135,10 +135,16 @@ def best_seconds(steps, fns, rounds):
 def trainer_step(args, precision, fast, out):
     """A Trainer's ``train_step`` on random token blocks."""
     cfg = TrainConfig(
-        out_dir=out, preset="ts-small", total_tokens=10**9, batch_size=args.batch, progress=False,
+        out_dir=out,
+        preset="ts-small",
+        total_tokens=10**9,
+        batch_size=args.batch,
+        progress=False,
         model_overrides=dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, n_ctx=args.n_ctx),
-        precision=precision, fast_attention=fast, device="cpu",
-    )  # fmt: skip
+        precision=precision,
+        fast_attention=fast,
+        device="cpu",
+    )
     trainer = Trainer(cfg, stream_factory=lambda split, r, w: RandomBlocks(4096, args.n_ctx, 0))
     batches = trainer._batches()
     return lambda: trainer.train_step(batches)
@@ -203,6 +209,7 @@ def main():
             tok_s = tokens / secs
             mfu = tok_s * flops / 1e9 / peak
             print(f"  {name:36s} {tok_s:9,.0f} tok/s  {times[0] / secs:5.2f}x reference  MFU {mfu:6.1%}")
+
 
 if __name__ == "__main__":
     main()

@@ -36,13 +36,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     tmp = Path(tempfile.mkdtemp())
-    tokenizer = train_tokenizer(iter_documents("builtin"), vocab_size=1024, out_dir=tmp / "tok",
-                                max_documents=3000, show_progress=False)
+    tokenizer = train_tokenizer(
+        iter_documents("builtin"), vocab_size=1024, out_dir=tmp / "tok", max_documents=3000, show_progress=False
+    )
     model = tl_bilinear.make_model(args.preset, d_vocab=len(tokenizer), seed=0)
     model.set_tokenizer(tokenizer)
     cfg = model.cfg
-    results: dict = {"preset": args.preset, "d_model": cfg.d_model, "n_ctx": cfg.n_ctx, "n_layers": cfg.n_layers,
-                     "torch_threads": torch.get_num_threads()}
+    results: dict = {
+        "preset": args.preset,
+        "d_model": cfg.d_model,
+        "n_ctx": cfg.n_ctx,
+        "n_layers": cfg.n_layers,
+        "torch_threads": torch.get_num_threads(),
+    }
     layer = cfg.n_layers - 1
 
     stream = TokenBlockStream("builtin", tokenizer, cfg.n_ctx, seed=3).batches(args.batch_size)
@@ -51,22 +57,32 @@ def main() -> None:
     found = top_activating_contexts(model, layer, " sad", iter(batches), k=args.k, n=10)
     elapsed = time.perf_counter() - start
     n_tokens = sum(b.numel() for b in batches)
-    results["scan"] = {"tokens": n_tokens, "seconds": round(elapsed, 3), "tokens_per_s": round(n_tokens / elapsed),
-                       "features": found.eigenvectors.scores.shape[0] + found.directions.scores.shape[0]}
+    results["scan"] = {
+        "tokens": n_tokens,
+        "seconds": round(elapsed, 3),
+        "tokens_per_s": round(n_tokens / elapsed),
+        "features": found.eigenvectors.scores.shape[0] + found.directions.scores.shape[0],
+    }
 
     text = " ".join(iter_documents("builtin", limit=12))
     n_text = model.to_tokens(text, truncate=False).shape[1]
     start = time.perf_counter()
     acts = eigen_activations(model, layer, " sad", text, k=args.k)
-    results["activations"] = {"tokens": n_text, "windows": -(-n_text // cfg.n_ctx),
-                              "seconds": round(time.perf_counter() - start, 3),
-                              "explained_top_k": round(acts.explained()[0].item(), 4)}
+    results["activations"] = {
+        "tokens": n_text,
+        "windows": -(-n_text // cfg.n_ctx),
+        "seconds": round(time.perf_counter() - start, 3),
+        "explained_top_k": round(acts.explained()[0].item(), 4),
+    }
 
     start = time.perf_counter()
     report = analysis_report(model, layer, " sad", versus=" happy", text=text, dataset=iter(batches), k=4)
     path = report.save(tmp / "report.html")
-    results["report"] = {"seconds": round(time.perf_counter() - start, 3), "views": len(report.components),
-                         "megabytes": round(path.stat().st_size / 1e6, 2)}
+    results["report"] = {
+        "seconds": round(time.perf_counter() - start, 3),
+        "views": len(report.components),
+        "megabytes": round(path.stat().st_size / 1e6, 2),
+    }
     text_out = json.dumps(results, indent=2)
     print(text_out)
     if args.out:

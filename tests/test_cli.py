@@ -8,19 +8,48 @@ import sys
 import pytest
 
 import tl_bilinear
+from tests.helpers.cli import run_main
 from tl_bilinear import cli
 from tl_bilinear.train import cli as train_cli
 
-from tests.helpers.cli import run_main
-
-TINY = ["--preset", "ts-micro", "--set", "d_vocab=320", "--set", "n_ctx=32", "--set", "d_model=32",
-        "--set", "n_heads=2", "--batch-size", "4", "--tokens", "768", "--eval-every", "3", "--eval-batches", "2",
-        "--device", "cpu", "--threads", "1", "--no-progress", "--warmup", "2", "--lr", "3e-3", "--log-every", "1"]  # fmt: skip
+TINY = [
+    "--preset",
+    "ts-micro",
+    "--set",
+    "d_vocab=320",
+    "--set",
+    "n_ctx=32",
+    "--set",
+    "d_model=32",
+    "--set",
+    "n_heads=2",
+    "--batch-size",
+    "4",
+    "--tokens",
+    "768",
+    "--eval-every",
+    "3",
+    "--eval-batches",
+    "2",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--warmup",
+    "2",
+    "--lr",
+    "3e-3",
+    "--log-every",
+    "1",
+]
 
 
 def tl(*args, check=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "tl_bilinear.cli", *map(str, args)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tl_bilinear.cli", *map(str, args)], capture_output=True, text=True, env=env
+    )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -58,7 +87,6 @@ def test_info_and_generate(run_dir):
     out = tl("generate", run_dir, "--prompt", "once upon a time", "-n", 2, "--max-new-tokens", 5).stdout
     samples = [s for s in out.split("\n\n") if s.strip()]
     assert len(samples) == 2 and all(s.startswith("once upon a time") for s in samples)
-
 
 
 def test_bad_input_is_one_clear_line(capsys, tmp_path):
@@ -101,8 +129,23 @@ def test_demo_small_end_to_end(tmp_path):
 
 def test_train_flags_build_the_config(tmp_path):
     parser = cli.build_parser()
-    args = parser.parse_args(["train", "--out", str(tmp_path), "--preset", "ts-tiny", "--baseline", "mlp-gelu",
-                              "--tokens", "1M", "--set", "n_layers=3", "--precision", "bf16"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "train",
+            "--out",
+            str(tmp_path),
+            "--preset",
+            "ts-tiny",
+            "--baseline",
+            "mlp-gelu",
+            "--tokens",
+            "1M",
+            "--set",
+            "n_layers=3",
+            "--precision",
+            "bf16",
+        ]
+    )
     cfg = train_cli.train_config_from_args(args)
     assert cfg.total_tokens == 10**6 and cfg.precision == "bf16" and cfg.out_dir == str(tmp_path)
     assert cfg.model_overrides == {"n_layers": 3, "act_fn": "gelu", "gated_mlp": False, "d_mlp": 768}
@@ -117,9 +160,15 @@ def test_demo_analysis_without_sentiment_tokens_is_a_clear_error(tmp_path):
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.train_from_iterator(["the cat sat on the mat"] * 20, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))  # fmt: skip
+    bpe.train_from_iterator(
+        ["the cat sat on the mat"] * 20,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
     model = tl_bilinear.make_model("ts-micro", d_vocab=len(tok), n_ctx=16)
     model.tokenizer = tok

@@ -6,9 +6,8 @@ Every case here fails before any training starts, so the file runs in seconds.
 import pytest
 
 import tl_bilinear
-from tl_bilinear.demo import DEMO_PRESET, demo_config
-
 from tests.helpers.cli import run_main
+from tl_bilinear.demo import DEMO_PRESET, demo_config
 
 
 def checkpoint_prompt_tokens(path, prompt):
@@ -55,8 +54,9 @@ def test_generate_past_the_context_names_the_limit(checkpoint, capsys):
     status, err = run_main("generate", checkpoint, "--prompt", "the dog", "--max-new-tokens", 500, capsys=capsys)
     one_clear_line(status, err, "--max-new-tokens 500", "n_ctx 24", "or less")
     most = 24 - checkpoint_prompt_tokens(checkpoint, "the dog") + 1  # the last sampled token is never fed back
-    status, err = run_main("generate", checkpoint, "--prompt", "the dog", "-n", 1, "--max-new-tokens", most,
-                           capsys=capsys)  # fmt: skip
+    status, err = run_main(
+        "generate", checkpoint, "--prompt", "the dog", "-n", 1, "--max-new-tokens", most, capsys=capsys
+    )
     assert status == 0, err
     status, err = run_main("generate", checkpoint, "--prompt", "the dog", "--max-new-tokens", most + 1, capsys=capsys)
     one_clear_line(status, err, f"use --max-new-tokens {most} or less")
@@ -67,9 +67,12 @@ def test_generate_past_the_context_names_the_limit(checkpoint, capsys):
 
 @pytest.mark.parametrize(
     ("flags", "needle"),
-    [(["-n", "0"], "--num-samples 0"), (["--max-new-tokens", "0"], "--max-new-tokens 0"),
-     (["--temperature", "-1"], "--temperature -1.0")],
-)  # fmt: skip
+    [
+        (["-n", "0"], "--num-samples 0"),
+        (["--max-new-tokens", "0"], "--max-new-tokens 0"),
+        (["--temperature", "-1"], "--temperature -1.0"),
+    ],
+)
 def test_generate_bad_sampling_setting_is_named(flags, needle, checkpoint, capsys):
     status, err = run_main("generate", checkpoint, *flags, capsys=capsys)
     one_clear_line(status, err, needle)
@@ -77,9 +80,12 @@ def test_generate_bad_sampling_setting_is_named(flags, needle, checkpoint, capsy
 
 @pytest.mark.parametrize(
     ("flags", "needles"),
-    [(["--minutes", "0"], ["--minutes 0.0", "positive"]), (["--minutes", "-5", "--small"], ["--minutes -5.0"]),
-     (["--preset", "ts-nope", "--small"], ["unknown preset 'ts-nope'", "ts-tiny"])],
-)  # fmt: skip
+    [
+        (["--minutes", "0"], ["--minutes 0.0", "positive"]),
+        (["--minutes", "-5", "--small"], ["--minutes -5.0"]),
+        (["--preset", "ts-nope", "--small"], ["unknown preset 'ts-nope'", "ts-tiny"]),
+    ],
+)
 def test_demo_bad_arguments(flags, needles, tmp_path, capsys):
     status, err = run_main("demo", "--out", tmp_path / "demo", "--no-progress", *flags, capsys=capsys)
     one_clear_line(status, err, *needles)
@@ -104,22 +110,26 @@ def test_small_demo_config_uses_one_thread_and_an_explicit_preset(tmp_path):
 def test_tokenizer_out_naming_a_file_fails_before_training(tmp_path, capsys):
     target = tmp_path / "taken.txt"
     target.write_text("not a directory")
-    status, err = run_main("tokenizer", "--data", "builtin", "--docs", "50", "--vocab-size", "300", "--out", target,
-                           capsys=capsys)  # fmt: skip
+    status, err = run_main(
+        "tokenizer", "--data", "builtin", "--docs", "50", "--vocab-size", "300", "--out", target, capsys=capsys
+    )
     one_clear_line(status, err, "taken.txt", "is a file", "directory")
 
 
 def test_analyze_rejects_k_zero_and_counts_one_layer(checkpoint, tmp_path, capsys):
-    status, err = run_main("analyze", checkpoint, "--layer", 0, "--token", "dog", "--k", 0, "--out", tmp_path / "r.html",
-                           capsys=capsys)  # fmt: skip
+    status, err = run_main(
+        "analyze", checkpoint, "--layer", 0, "--token", "dog", "--k", 0, "--out", tmp_path / "r.html", capsys=capsys
+    )
     assert status == 2 and "--k" in err and "0" in err and "Traceback" not in err
     one_layer = tl_bilinear.save(tl_bilinear.make_model("ts-micro"), tmp_path / "one")
-    status, err = run_main("analyze", one_layer, "--layer", 5, "--token", "a", "--out", tmp_path / "r.html",
-                           capsys=capsys)  # fmt: skip
+    status, err = run_main(
+        "analyze", one_layer, "--layer", 5, "--token", "a", "--out", tmp_path / "r.html", capsys=capsys
+    )
     one_clear_line(status, err, "--layer 5", "has 1 layer (0..0)")
 
 
 def test_rotary_odd_d_head_names_the_fix(tmp_path, capsys):
-    status, err = run_main("train", "--out", tmp_path / "run", "--preset", "ts-micro", "--set", "d_model=100",
-                           capsys=capsys)  # fmt: skip
+    status, err = run_main(
+        "train", "--out", tmp_path / "run", "--preset", "ts-micro", "--set", "d_model=100", capsys=capsys
+    )
     one_clear_line(status, err, "d_head=25", "d_model=100", "n_heads=4")

@@ -29,8 +29,7 @@ def register() -> None:
     existing = registry.get(ACT_FN_NAME)
     if existing is not None and existing is not bilinear:
         raise RuntimeError(
-            f"TransformerLens already has an activation named {ACT_FN_NAME!r} "
-            f"({existing!r}); refusing to overwrite it."
+            f"TransformerLens already has an activation named {ACT_FN_NAME!r} ({existing!r}); refusing to overwrite it."
         )
     registry[ACT_FN_NAME] = bilinear
 

@@ -50,8 +50,12 @@ def parse_count(text: str) -> int:
 # ----------------------------------------------------------------------------- tokenizer
 def add_tokenizer_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``tokenizer``: train a BPE tokenizer and save it as a directory."""
-    p = subparsers.add_parser("tokenizer", help="train a BPE tokenizer", description="Train a byte-level BPE "
-                              "tokenizer on a text source and save it as a Hugging Face tokenizer directory.")  # fmt: skip
+    p = subparsers.add_parser(
+        "tokenizer",
+        help="train a BPE tokenizer",
+        description="Train a byte-level BPE "
+        "tokenizer on a text source and save it as a Hugging Face tokenizer directory.",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--data", default="builtin", help="'builtin', a local file/directory or a hub dataset name")
     p.add_argument("--vocab-size", type=int, default=4096, help="entries, at most (default 4096)")
@@ -67,8 +71,9 @@ def run_tokenizer(args: argparse.Namespace) -> int:
     from tl_bilinear.data import iter_documents, train_tokenizer
 
     docs = iter_documents(args.data, seed=args.seed)
-    tok = train_tokenizer(docs, vocab_size=args.vocab_size, out_dir=args.out, lowercase=not args.no_lowercase,
-                          max_documents=args.docs)  # fmt: skip
+    tok = train_tokenizer(
+        docs, vocab_size=args.vocab_size, out_dir=args.out, lowercase=not args.no_lowercase, max_documents=args.docs
+    )
     sys.stdout.write(f"wrote a {len(tok)}-token tokenizer to {args.out}\n")
     return 0
 
@@ -98,8 +103,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from tl_bilinear.model import load
 
-    for flag, value, low in (("--num-samples", args.num_samples, 1), ("--max-new-tokens", args.max_new_tokens, 1),
-                             ("--temperature", args.temperature, 0)):  # fmt: skip
+    for flag, value, low in (
+        ("--num-samples", args.num_samples, 1),
+        ("--max-new-tokens", args.max_new_tokens, 1),
+        ("--temperature", args.temperature, 0),
+    ):
         if value < low:
             raise ValueError(f"{flag} {value} must be {'positive' if low else '>= 0 (0: greedy)'}")
     model = load(args.checkpoint)
@@ -109,12 +117,19 @@ def run_generate(args: argparse.Namespace) -> int:
     if n_prompt > n_ctx:
         raise ValueError(f"--prompt is {n_prompt} tokens, longer than the model's context (n_ctx {n_ctx}); shorten it")
     if n_prompt + args.max_new_tokens - 1 > n_ctx:  # the last sampled token is never fed back
-        raise ValueError(f"--max-new-tokens {args.max_new_tokens} after a {n_prompt}-token prompt passes the model's "
-                         f"context (n_ctx {n_ctx}); use --max-new-tokens {n_ctx - n_prompt + 1} or less")  # fmt: skip
+        raise ValueError(
+            f"--max-new-tokens {args.max_new_tokens} after a {n_prompt}-token prompt passes the model's "
+            f"context (n_ctx {n_ctx}); use --max-new-tokens {n_ctx - n_prompt + 1} or less"
+        )
     torch.manual_seed(args.seed)
     for _ in range(args.num_samples):
-        text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                              do_sample=args.temperature > 0, verbose=False)  # fmt: skip
+        text = model.generate(
+            args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            do_sample=args.temperature > 0,
+            verbose=False,
+        )
         sys.stdout.write(text.replace(model.tokenizer.eos_token, "").strip() + "\n\n")
     return 0
 
@@ -170,9 +185,11 @@ def run_info(args: argparse.Namespace) -> int:
         for name in list_presets():
             cfg = get_config(name)
             layers = f"{cfg.n_layers} layer{'s' * (cfg.n_layers != 1)}"
-            sys.stdout.write(f"{name:10s} {layers}, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
-                             f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
-                             f"[{get_preset(name).source}]\n")  # fmt: skip
+            sys.stdout.write(
+                f"{name:10s} {layers}, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
+                f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
+                f"[{get_preset(name).source}]\n"
+            )
         return 0
     if not args.checkpoint:
         raise ValueError("give a checkpoint directory, or --presets")
@@ -187,13 +204,30 @@ def run_info(args: argparse.Namespace) -> int:
     counts = parameter_counts(shapes)
     m = meta["model_config"]
     info = {
-        "checkpoint": str(directory), "preset": meta.get("preset"), "step": meta.get("step"),
-        "tokens": meta.get("tokens"), "parameters": counts,
-        "model": {k: m.get(k) for k in ("n_layers", "d_model", "d_mlp", "n_heads", "d_head", "n_ctx", "d_vocab",
-                                         "act_fn", "gated_mlp", "normalization_type", "positional_embedding_type",
-                                         "dtype")},
+        "checkpoint": str(directory),
+        "preset": meta.get("preset"),
+        "step": meta.get("step"),
+        "tokens": meta.get("tokens"),
+        "parameters": counts,
+        "model": {
+            k: m.get(k)
+            for k in (
+                "n_layers",
+                "d_model",
+                "d_mlp",
+                "n_heads",
+                "d_head",
+                "n_ctx",
+                "d_vocab",
+                "act_fn",
+                "gated_mlp",
+                "normalization_type",
+                "positional_embedding_type",
+                "dtype",
+            )
+        },
         "train_config": meta.get("train_config"),
-    }  # fmt: skip
+    }
     state_file = directory / "trainer_state.json"
     if state_file.exists():
         saved = json.loads(state_file.read_text())
@@ -217,9 +251,12 @@ def run_info(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- demo
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``demo``: the main job (train on the built-in corpus, sample, analyse)."""
-    p = subparsers.add_parser("demo", help="train a bilinear model on the built-in corpus, sample and analyse it",
-                              description="Offline, in a fixed time budget: tokenizer, training, samples, "
-                              "validation loss vs unigram entropy, eigenvalue spectra and the identity check.")  # fmt: skip
+    p = subparsers.add_parser(
+        "demo",
+        help="train a bilinear model on the built-in corpus, sample and analyse it",
+        description="Offline, in a fixed time budget: tokenizer, training, samples, "
+        "validation loss vs unigram entropy, eigenvalue spectra and the identity check.",
+    )
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget (default 7)")
     p.add_argument("--preset", default=None, help="model preset (default ts-small; ts-micro with --small)")
@@ -235,8 +272,14 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from tl_bilinear.demo import run_demo
 
     small = args.small or os.environ.get("TL_BILINEAR_DEMO_SMALL") == "1"
-    run_demo(args.out, minutes=args.minutes, small=small, preset=args.preset,
-             max_tokens=args.max_tokens, progress=not args.no_progress)  # fmt: skip
+    run_demo(
+        args.out,
+        minutes=args.minutes,
+        small=small,
+        preset=args.preset,
+        max_tokens=args.max_tokens,
+        progress=not args.no_progress,
+    )
     return 0
 
 
@@ -264,7 +307,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, KeyError, IndexError, FileNotFoundError, FileExistsError, ImportError, TrainingDiverged) as error:
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        FileNotFoundError,
+        FileExistsError,
+        ImportError,
+        TrainingDiverged,
+    ) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         parser.exit(2, f"tl-bilinear {args.command}: error: {message}\n")
     except KeyboardInterrupt:

@@ -149,16 +149,34 @@ def get_config(name: str, **overrides: Any) -> HookedTransformerConfig:
 
 _PAPER = "Pearce et al. 2025 (arXiv 2410.08417), Appendix G"
 register_preset(
-    "ts-medium", source=f"{_PAPER}: the TinyStories model",
-    n_layers=6, d_model=512, d_mlp=2048, n_heads=8, n_ctx=256, d_vocab=4096,
+    "ts-medium",
+    source=f"{_PAPER}: the TinyStories model",
+    n_layers=6,
+    d_model=512,
+    d_mlp=2048,
+    n_heads=8,
+    n_ctx=256,
+    d_vocab=4096,
 )
 register_preset(
-    "fw-small", source=f"{_PAPER}: FineWeb, 12 layers (Mixtral tokenizer)",
-    n_layers=12, d_model=768, d_mlp=3072, n_heads=12, n_ctx=512, d_vocab=32000,
+    "fw-small",
+    source=f"{_PAPER}: FineWeb, 12 layers (Mixtral tokenizer)",
+    n_layers=12,
+    d_model=768,
+    d_mlp=3072,
+    n_heads=12,
+    n_ctx=512,
+    d_vocab=32000,
 )
 register_preset(
-    "fw-medium", source=f"{_PAPER}: FineWeb, 16 layers (Mixtral tokenizer)",
-    n_layers=16, d_model=1024, d_mlp=4096, n_heads=16, n_ctx=512, d_vocab=32000,
+    "fw-medium",
+    source=f"{_PAPER}: FineWeb, 16 layers (Mixtral tokenizer)",
+    n_layers=16,
+    d_model=1024,
+    d_mlp=4096,
+    n_heads=16,
+    n_ctx=512,
+    d_vocab=32000,
 )
 _CPU = "CPU-scale (this project): trains in minutes on 2 cores"
 register_preset("ts-micro", source=_CPU, n_layers=1, d_model=64, n_heads=4, n_ctx=128, d_vocab=4096)

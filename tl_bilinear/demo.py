@@ -82,15 +82,30 @@ def demo_config(
     """
     if small:  # one thread: on a busy 2-core machine two made these tiny steps ~30x slower (measured)
         fields: dict[str, Any] = dict(
-            preset=preset or "ts-micro", model_overrides={"d_vocab": 1024, "n_ctx": 64}, tokenizer_docs=2000,
-            total_tokens=40 * 16 * 64, batch_size=16, lr=5e-3, warmup_steps=5, eval_every=20, eval_batches=4,
-            save_every=0, num_threads=1,
-        )  # fmt: skip
+            preset=preset or "ts-micro",
+            model_overrides={"d_vocab": 1024, "n_ctx": 64},
+            tokenizer_docs=2000,
+            total_tokens=40 * 16 * 64,
+            batch_size=16,
+            lr=5e-3,
+            warmup_steps=5,
+            eval_every=20,
+            eval_batches=4,
+            save_every=0,
+            num_threads=1,
+        )
     else:
         fields = dict(
-            preset=preset or DEMO_PRESET, tokenizer_docs=20_000, total_tokens=6_000_000, batch_size=16, lr=2e-3,
-            warmup_steps=50, eval_every=100, eval_batches=16, save_every=200,
-        )  # fmt: skip
+            preset=preset or DEMO_PRESET,
+            tokenizer_docs=20_000,
+            total_tokens=6_000_000,
+            batch_size=16,
+            lr=2e-3,
+            warmup_steps=50,
+            eval_every=100,
+            eval_batches=16,
+            save_every=200,
+        )
     fields.update(out_dir=str(out_dir), data="builtin", precision="bf16", device="cpu", schedule="linear")
     fields.update(overrides)
     return TrainConfig(**fields)
@@ -127,7 +142,9 @@ def analyse(model, layer: int, texts: list[str], out_dir: Path) -> dict[str, Any
     words = _sentiment_words(model)
     directions = unembed_directions(model, words)  # [n, d_model]
     eig = eigendecompose(model, layer, directions)  # all eigenpairs: the identity is exact
-    png = save_figure(spectra_figure(eig.eigenvalues, [f"W_U[{w!r}]" for w in words], f"layer {layer}"), out_dir / "spectra.png")
+    png = save_figure(
+        spectra_figure(eig.eigenvalues, [f"W_U[{w!r}]" for w in words], f"layer {layer}"), out_dir / "spectra.png"
+    )
     tokens = model.to_tokens(texts[:4], padding_side="right")[:, : model.cfg.n_ctx]
     names = [*mlp_input_hook_names(model, layer), f"blocks.{layer}.hook_mlp_out"]
     with torch.no_grad():
@@ -164,8 +181,9 @@ def write_report(model, layer: int, text: str, dataset, path: Path, *, small: bo
     direction = " sad" if " sad" in words else words[0]
     versus = " happy" if " happy" in words and direction != " happy" else None
     batches = dataset.batches(8 if small else 32)
-    report = analysis_report(model, layer, direction, versus=versus, text=text, dataset=batches,
-                             max_batches=2 if small else 8)  # fmt: skip
+    report = analysis_report(
+        model, layer, direction, versus=versus, text=text, dataset=batches, max_batches=2 if small else 8
+    )
     return report.save(path)
 
 
@@ -200,7 +218,7 @@ def run_demo(
         ValueError: if ``minutes`` is not positive.
     """
     from tl_bilinear.config import get_preset
-    from tl_bilinear.data import TokenBlockStream, iter_documents, is_validation, unigram_entropy
+    from tl_bilinear.data import TokenBlockStream, is_validation, iter_documents, unigram_entropy
     from tl_bilinear.model import load, resolve_checkpoint
     from tl_bilinear.train.loop import VAL_FRACTION
 
@@ -249,7 +267,9 @@ def run_demo(
     seconds["samples"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    held_out = [d for i, d in enumerate(itertools.islice(iter_documents("builtin"), 5000)) if is_validation(i, VAL_FRACTION)]
+    held_out = [
+        d for i, d in enumerate(itertools.islice(iter_documents("builtin"), 5000)) if is_validation(i, VAL_FRACTION)
+    ]
     analysis = analyse(model, model.cfg.n_layers - 1, held_out, out)
     seconds["analysis"] = time.perf_counter() - t0
 
@@ -259,10 +279,19 @@ def run_demo(
     seconds["total"] = time.perf_counter() - start
 
     demo = DemoResult(
-        out_dir=str(out), preset=cfg.preset, tokens=result.tokens, steps=result.step, train_seconds=seconds["train"],
-        tokens_per_s=result.tokens / max(result.elapsed_s, 1e-9), val_loss=float(result.val_loss),
-        unigram_entropy=entropy, samples=samples, seconds=seconds, report_html=str(report), **analysis,
-    )  # fmt: skip
+        out_dir=str(out),
+        preset=cfg.preset,
+        tokens=result.tokens,
+        steps=result.step,
+        train_seconds=seconds["train"],
+        tokens_per_s=result.tokens / max(result.elapsed_s, 1e-9),
+        val_loss=float(result.val_loss),
+        unigram_entropy=entropy,
+        samples=samples,
+        seconds=seconds,
+        report_html=str(report),
+        **analysis,
+    )
     (out / "demo_summary.json").write_text(json.dumps(asdict(demo), indent=2))
     _report(demo, stream)
     return demo

@@ -61,7 +61,9 @@ def test_long_text_is_windowed_not_truncated(model):
     assert acts.total.shape == (2, 40, 1) and torch.equal(acts.tokens, tokens)
     for start, end, keep in window_spans(40, 16, 0):
         _, cache = model.run_with_cache(tokens[:, start:end])
-        torch.testing.assert_close(acts.total[:, keep:end, 0], (cache["blocks.0.hook_mlp_out"] @ U.T)[:, keep - start:, 0])
+        torch.testing.assert_close(
+            acts.total[:, keep:end, 0], (cache["blocks.0.hook_mlp_out"] @ U.T)[:, keep - start :, 0]
+        )
     # with overlap, every token after the first window keeps 6 tokens of left context
     ov = eigen_activations(model, 0, U, tokens, k=None, overlap=6)
     torch.testing.assert_close(ov.total[:, :16], acts.total[:, :16])
@@ -106,9 +108,11 @@ def test_long_string_windows_repeat_bos(text_model):
     # windows of n_ctx - 1 text tokens; later windows run as [BOS] + window
     _, cache = text_model.run_with_cache(tokens[:, : n_ctx - 1])
     torch.testing.assert_close(acts.total[:, : n_ctx - 1, 0], (cache["blocks.1.hook_mlp_out"] @ U.T)[..., 0])
-    second = torch.cat([tokens[:, :1], tokens[:, n_ctx - 1: 2 * (n_ctx - 1)]], dim=1)
+    second = torch.cat([tokens[:, :1], tokens[:, n_ctx - 1 : 2 * (n_ctx - 1)]], dim=1)
     _, cache = text_model.run_with_cache(second)
-    torch.testing.assert_close(acts.total[:, n_ctx - 1: 2 * (n_ctx - 1), 0], (cache["blocks.1.hook_mlp_out"] @ U.T)[:, 1:, 0])
+    torch.testing.assert_close(
+        acts.total[:, n_ctx - 1 : 2 * (n_ctx - 1), 0], (cache["blocks.1.hook_mlp_out"] @ U.T)[:, 1:, 0]
+    )
     torch.testing.assert_close(acts.reconstruction, acts.total, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="repeats the BOS token"):
         eigen_activations(text_model, 1, U, text, k=None, overlap=n_ctx - 1)

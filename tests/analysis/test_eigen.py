@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tl_bilinear
+from tests.helpers.reference import paper_interaction_matrices
 from tl_bilinear.analysis import (
     BilinearWeights,
     bilinear_weights,
@@ -19,7 +20,6 @@ from tl_bilinear.analysis import (
     topk_mass,
     unembed_directions,
 )
-from tests.helpers.reference import paper_interaction_matrices
 
 G = torch.Generator().manual_seed(0)
 

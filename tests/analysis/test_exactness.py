@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import tl_bilinear
-from tl_bilinear.analysis import BilinearWeights, eigendecompose, mlp_input, mlp_input_hook_names
 from tests.helpers.reference import bilinear_mlp, relative_error
+from tl_bilinear.analysis import BilinearWeights, eigendecompose, mlp_input, mlp_input_hook_names
 
 
 def _check_identity(model, tokens, n_directions=4, **kwargs):
@@ -45,8 +45,12 @@ def test_identity_with_rms_gain_and_mlp_biases():
 def test_identity_with_branch_biases_on_augmented_input():
     g = torch.Generator().manual_seed(2)
     d, m, o = 12, 30, 7
-    w = {name: torch.randn(*shape, generator=g, dtype=torch.float64) for name, shape in dict(
-        W_gate=(d, m), W_in=(d, m), W_out=(m, o), b_pre=(m,), b_pre_linear=(m,), b_in=(m,), b_out=(o,)).items()}
+    w = {
+        name: torch.randn(*shape, generator=g, dtype=torch.float64)
+        for name, shape in dict(
+            W_gate=(d, m), W_in=(d, m), W_out=(m, o), b_pre=(m,), b_pre_linear=(m,), b_in=(m,), b_out=(o,)
+        ).items()
+    }
     weights = BilinearWeights(**w)
     U = torch.randn(5, o, generator=g, dtype=torch.float64)
     eig = eigendecompose(weights, None, U)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from tests.helpers.reference import paper_interaction_matrices, relative_error
 from tl_bilinear.analysis import BilinearWeights, interaction_matrices
 from tl_bilinear.analysis.interaction import packed_interactions, prepare, use_packed
-from tests.helpers.reference import paper_interaction_matrices, relative_error
 
 
 def _weights(d, m, o, dtype=torch.float64, seed=0, branch_biases=False):

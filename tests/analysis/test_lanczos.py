@@ -182,7 +182,9 @@ def test_float64():
 
 def test_subset_continuation_matches_one_long_run():
     """Directions that converge leave; the rest continue their own Krylov bases."""
-    Q = torch.cat([goe(6, 72, seed=6), goe(6, 72, seed=7) * 0.1 + with_spectrum(torch.tensor([[5.0, -4.0] + [0.0] * 70] * 6))])
+    Q = torch.cat(
+        [goe(6, 72, seed=6), goe(6, 72, seed=7) * 0.1 + with_spectrum(torch.tensor([[5.0, -4.0] + [0.0] * 70] * 6))]
+    )
     calls = []
     values, vectors, converged = lanczos_topk(explicit_matvec(Q, calls), 12, 72, 4, steps=12, check_every=4)
     assert converged.all()
@@ -208,7 +210,11 @@ def test_sizes_and_edge_cases():
         assert torch.allclose(values, dense_topk(Q, k)[1], atol=1e-12)
     one = torch.full((2, 1, 1), -2.0, dtype=torch.float64)
     values, vectors, converged = lanczos_topk(explicit_matvec(one), 2, 1, 1)
-    assert converged.all() and torch.allclose(values, torch.full((2, 1), -2.0)) and torch.allclose(vectors.abs(), torch.ones(2, 1, 1))
+    assert (
+        converged.all()
+        and torch.allclose(values, torch.full((2, 1), -2.0))
+        and torch.allclose(vectors.abs(), torch.ones(2, 1, 1))
+    )
     values, vectors, converged = lanczos_topk(explicit_matvec(Q), 0, 5, 2)
     assert values.shape == (0, 2) and vectors.shape == (0, 2, 5) and converged.shape == (0,)
     values, vectors, converged = lanczos_topk(explicit_matvec(Q), 3, 5, 0)

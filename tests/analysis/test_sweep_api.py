@@ -63,12 +63,15 @@ def test_hosvd_refuses_a_negative_k(tiny_model):
         hosvd(tiny_model, 0, U, k=-1)
 
 
-@pytest.mark.parametrize("call", [
-    lambda m, U, c: interaction_matrices(m, 0, U, chunk_size=c, build="direct"),
-    lambda m, U, c: interaction_matrices(m, 0, U, chunk_size=c, build="packed"),
-    lambda m, U, c: eigendecompose(m, 0, U, k=2, method="dense", chunk_size=c),
-    lambda m, U, c: spectrum(m, 0, U, chunk_size=c),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, U, c: interaction_matrices(m, 0, U, chunk_size=c, build="direct"),
+        lambda m, U, c: interaction_matrices(m, 0, U, chunk_size=c, build="packed"),
+        lambda m, U, c: eigendecompose(m, 0, U, k=2, method="dense", chunk_size=c),
+        lambda m, U, c: spectrum(m, 0, U, chunk_size=c),
+    ],
+)
 @pytest.mark.parametrize("chunk_size", [0, -1, 2.0])
 def test_a_bad_chunk_size_is_a_clear_error(tiny_model, call, chunk_size):
     with pytest.raises(ValueError, match=f"chunk_size={chunk_size!r} must be None"):

@@ -8,13 +8,22 @@ overflowed in float32.
 import pytest
 import torch
 
-from tl_bilinear.analysis import eigendecompose, effective_rank, topk_mass
+from tl_bilinear.analysis import effective_rank, eigendecompose, topk_mass
 
 
-@pytest.mark.parametrize("dtype, scale", [
-    (torch.float32, 1e-22), (torch.float32, 1e-20), (torch.float32, 1e20), (torch.float32, 1e30),
-    (torch.float16, 1e-3), (torch.float16, 1e2), (torch.bfloat16, 1e-30), (torch.float64, 1e-160),
-])
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [
+        (torch.float32, 1e-22),
+        (torch.float32, 1e-20),
+        (torch.float32, 1e20),
+        (torch.float32, 1e30),
+        (torch.float16, 1e-3),
+        (torch.float16, 1e2),
+        (torch.bfloat16, 1e-30),
+        (torch.float64, 1e-160),
+    ],
+)
 def test_metrics_do_not_depend_on_scale(dtype, scale):
     spectrum = torch.tensor([[3.0, -2.0, 1.0, 0.5, -0.25, 0.0], [1.0, 1.0, -1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
     values = (spectrum * scale).to(dtype)

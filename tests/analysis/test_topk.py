@@ -32,7 +32,7 @@ def test_merger_matches_brute_force_on_random_scores():
     scores = torch.randn(23, 9, 4, generator=g, dtype=torch.float64)
     merger = TopNMerger(4, n=5, before=3, after=2)
     for chunk in range(0, 23, 4):  # uneven batches, last one smaller
-        merger.update(tokens[chunk:chunk + 4], scores[chunk:chunk + 4], scores[chunk:chunk + 4] * 10)
+        merger.update(tokens[chunk : chunk + 4], scores[chunk : chunk + 4], scores[chunk : chunk + 4] * 10)
     res = merger.result()
     for f, expected in enumerate(_brute_force(scores, 5)):
         assert res.sequence[f].tolist() == [s for s, _, _ in expected]
@@ -62,9 +62,13 @@ def test_fewer_sequences_than_n_are_padded():
 def test_nan_scores_never_rank():
     """NaN (e.g. from a diverged model) is skipped: a sequence ranks by its finite maximum,
     and one with no finite score is not a context at all."""
-    scores = torch.tensor([[[1.0], [float("nan")], [0.5]],
-                           [[float("nan")], [float("nan")], [float("nan")]],
-                           [[0.2], [3.0], [float("nan")]]])  # [3 sequences, 3 positions, 1 feature]
+    scores = torch.tensor(
+        [
+            [[1.0], [float("nan")], [0.5]],
+            [[float("nan")], [float("nan")], [float("nan")]],
+            [[0.2], [3.0], [float("nan")]],
+        ]
+    )  # [3 sequences, 3 positions, 1 feature]
     merger = TopNMerger(1, n=3, before=0, after=0)
     merger.update(torch.zeros(3, 3, dtype=torch.long), scores, scores)
     res = merger.result()
@@ -78,12 +82,15 @@ def test_dataset_scan_matches_brute_force(model):
     g = torch.Generator().manual_seed(1)
     data = torch.randint(0, 97, (20, 12), generator=g)
     U = torch.randn(2, 32, dtype=torch.float64, generator=g)
-    batches = (data[i:i + 6] for i in range(0, 20, 6))  # a generator: streamed once
+    batches = (data[i : i + 6] for i in range(0, 20, 6))  # a generator: streamed once
     found = top_activating_contexts(model, 0, U, batches, k=3, n=4, before=2, after=1)
     acts = eigen_activations(model, 0, U, data, k=3)
     contrib = acts.contributions.flatten(2)
     lam_sign = acts.eigendecomposition.eigenvalues.sign().flatten()
-    for res, scores, values in ((found.eigenvectors, contrib * lam_sign, contrib), (found.directions, acts.total, acts.total)):
+    for res, scores, values in (
+        (found.eigenvectors, contrib * lam_sign, contrib),
+        (found.directions, acts.total, acts.total),
+    ):
         for f, expected in enumerate(_brute_force(scores, 4)):
             assert res.sequence[f].tolist() == [s for s, _, _ in expected]
             assert res.position[f].tolist() == [p for _, p, _ in expected]

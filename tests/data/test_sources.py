@@ -60,7 +60,9 @@ def test_start_and_limit_on_files(tmp_path):
     assert list(iter_documents(path, start=2, limit=2)) == ["d2", "d3"]
 
 
-@pytest.mark.parametrize("builder, writer, name", [("json", write_jsonl, "x.jsonl"), ("parquet", write_parquet, "x.parquet")])
+@pytest.mark.parametrize(
+    "builder, writer, name", [("json", write_jsonl, "x.jsonl"), ("parquet", write_parquet, "x.parquet")]
+)
 def test_hub_code_path_offline_on_local_files(tmp_path, builder, writer, name, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

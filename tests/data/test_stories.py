@@ -11,8 +11,8 @@ from tl_bilinear.data import (
     distinct_words,
     generate_story,
     iter_stories,
+    stories,
 )
-from tl_bilinear.data import stories
 from tl_bilinear.data import story_templates as T
 
 
@@ -50,8 +50,15 @@ def test_story_shape():
 
 def test_negation_and_sentiment_constructions_present():
     counts = construction_counts(iter_stories(stop=2000))
-    for key in ("was not happy", "did not like", "was never scared", "not bad at all",
-                "was not <feeling>", "was <positive>", "was <negative>"):
+    for key in (
+        "was not happy",
+        "did not like",
+        "was never scared",
+        "not bad at all",
+        "was not <feeling>",
+        "was <positive>",
+        "was <negative>",
+    ):
         assert counts[key] > 0.02, (key, counts[key])
     assert counts["any negation"] > 2  # per story
 
@@ -61,7 +68,9 @@ def test_negated_feelings_agree_with_the_reaction():
     neg_words = "|".join(T.NEG_FEELINGS)
     pos_words = "|".join(T.POS_FEELINGS)
     cry = r"(?:began to cry|frowned|a big tear|sat down and sighed|looked down|hid)"
-    joy = r"(?:smiled|laughed and clapped|jumped up and down|gave \w+ a big hug|sang a happy song|\w+ eyes were shining)"
+    joy = (
+        r"(?:smiled|laughed and clapped|jumped up and down|gave \w+ a big hug|sang a happy song|\w+ eyes were shining)"
+    )
     negated_neg = re.compile(rf"was not (?:{neg_words})(?: anymore| at all)?\. (?:\w+ )?(?:{cry}|{joy})")
     negated_pos = re.compile(rf"was not (?:{pos_words})(?: anymore| at all)?\. (?:\w+ )?(?:{cry}|{joy})")
     good = bad = 0

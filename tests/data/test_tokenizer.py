@@ -10,7 +10,7 @@ from tl_bilinear.data import END_OF_TEXT, check_vocab, iter_documents, load_toke
 def test_trained_tokenizer_properties(tok):
     assert len(tok) == 512
     assert tok.eos_token == tok.bos_token == END_OF_TEXT
-    ids = tok("Once upon a time, Lily said \"hello\"!", add_special_tokens=False)["input_ids"]
+    ids = tok('Once upon a time, Lily said "hello"!', add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == 'once upon a time, lily said "hello"!'  # lowercased, quotes kept
     # byte-level: any text encodes and decodes, with no unknown token
     text = "ünïcödé ✓ 日本 \t\n"
@@ -70,8 +70,15 @@ def test_sentencepiece_model_file(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(iter_documents("builtin", limit=200)))
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=300, model_type="bpe",
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+        input=str(corpus),
+        model_prefix=str(tmp_path / "sp"),
+        vocab_size=300,
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
     )
     tok = load_tokenizer(tmp_path / "sp.model", out_dir=tmp_path / "sp_hf")
     assert len(tok) == 300

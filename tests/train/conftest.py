@@ -23,11 +23,23 @@ def tokenizer_dir(tmp_path_factory):
 def tiny_config(out_dir, tokenizer_dir, **overrides) -> TrainConfig:
     """A 1-layer d_model-32 bilinear model trained for 6 steps of 4 x 32 tokens on CPU."""
     fields = dict(
-        out_dir=str(out_dir), preset="ts-micro", tokenizer=tokenizer_dir,
+        out_dir=str(out_dir),
+        preset="ts-micro",
+        tokenizer=tokenizer_dir,
         model_overrides=dict(d_vocab=VOCAB, n_ctx=N_CTX, d_model=32, n_heads=2, n_layers=1),
-        total_tokens=6 * 4 * N_CTX, batch_size=4, lr=3e-3, warmup_steps=2, eval_every=3, eval_batches=2,
-        save_every=3, log_every=1, progress=False, device="cpu", precision="fp32", num_threads=1,
-    )  # fmt: skip
+        total_tokens=6 * 4 * N_CTX,
+        batch_size=4,
+        lr=3e-3,
+        warmup_steps=2,
+        eval_every=3,
+        eval_batches=2,
+        save_every=3,
+        log_every=1,
+        progress=False,
+        device="cpu",
+        precision="fp32",
+        num_threads=1,
+    )
     fields.update(overrides)
     return TrainConfig(**fields)
 

@@ -25,7 +25,9 @@ def test_two_gloo_processes_match_one(tiny, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     ddp = subprocess.Popen([*torchrun, str(SCRIPT), str(paths["ddp"])], env=env, stderr=subprocess.PIPE, text=True)
-    single = subprocess.run([sys.executable, str(SCRIPT), str(paths["single"])], env=env, capture_output=True, text=True)
+    single = subprocess.run(
+        [sys.executable, str(SCRIPT), str(paths["single"])], env=env, capture_output=True, text=True
+    )
     _, err = ddp.communicate(timeout=180)
     assert ddp.returncode == 0, err[-3000:]
     assert single.returncode == 0, single.stderr[-3000:]

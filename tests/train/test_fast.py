@@ -9,7 +9,9 @@ from tl_bilinear.train.fast import FastAttention, FastGatedMLP, FastUnembed
 
 
 def model_with_biases(**kw):
-    cfg = tl_bilinear.bilinear_config(n_layers=2, d_model=32, n_heads=4, n_ctx=24, d_vocab=50, dtype=torch.float64, **kw)
+    cfg = tl_bilinear.bilinear_config(
+        n_layers=2, d_model=32, n_heads=4, n_ctx=24, d_vocab=50, dtype=torch.float64, **kw
+    )
     model = tl_bilinear.make_model(cfg, seed=1)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():  # non-zero biases so the bias paths are tested too
@@ -20,9 +22,15 @@ def model_with_biases(**kw):
 
 
 @pytest.mark.parametrize(
-    "kw", [{}, {"rotary_adjacent_pairs": False}, {"rotary_dim": 4}, {"positional_embedding_type": "standard"},
-           {"act_fn": "silu"}]
-)  # fmt: skip
+    "kw",
+    [
+        {},
+        {"rotary_adjacent_pairs": False},
+        {"rotary_dim": 4},
+        {"positional_embedding_type": "standard"},
+        {"act_fn": "silu"},
+    ],
+)
 def test_fast_forward_equals_stock(kw):
     model = model_with_biases(**kw)
     tokens = torch.randint(0, 50, (3, 24), generator=torch.Generator().manual_seed(1))

@@ -56,10 +56,17 @@ def test_learned_positions_are_not_decayed():
 
 @pytest.mark.parametrize(
     "field, value, match",
-    [("batch_size", 0, "batch_size"), ("schedule", "step", "schedule"), ("precision", "fp16", "precision"),
-     ("lr", -1.0, "lr"), ("grad_accum", 3, "divisible"), ("beta2", 1.0, "beta2"), ("eps", 0.0, "eps"),
-     ("num_threads", 0, "num_threads")],
-)  # fmt: skip
+    [
+        ("batch_size", 0, "batch_size"),
+        ("schedule", "step", "schedule"),
+        ("precision", "fp16", "precision"),
+        ("lr", -1.0, "lr"),
+        ("grad_accum", 3, "divisible"),
+        ("beta2", 1.0, "beta2"),
+        ("eps", 0.0, "eps"),
+        ("num_threads", 0, "num_threads"),
+    ],
+)
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{field: value})

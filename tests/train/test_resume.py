@@ -17,7 +17,9 @@ SCRIPT = Path(__file__).with_name("run_config.py")
 
 def run(cfg_json: Path, *extra: str, wait: bool = True) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(cfg_json), *extra], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(cfg_json), *extra], env=env, stderr=subprocess.PIPE, text=True
+    )
     if wait:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-3000:]
@@ -42,7 +44,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny, tmp_path, precision
     steps = 14
     configs = {}
     for name in ("straight", "killed"):
-        cfg = tiny(out_dir=tmp_path / name, total_tokens=steps * 4 * 32, save_every=3, eval_every=5, precision=precision)
+        cfg = tiny(
+            out_dir=tmp_path / name, total_tokens=steps * 4 * 32, save_every=3, eval_every=5, precision=precision
+        )
         configs[name] = tmp_path / f"{name}.json"
         configs[name].write_text(json.dumps(cfg.to_json()))
 

@@ -161,8 +161,14 @@ def test_data_stream_is_the_packed_builtin_corpus(tiny):
 def test_time_budget_lowers_the_token_budget_and_stops_overruns(tiny, tmp_path):
     import time
 
-    cfg = tiny(out_dir=tmp_path / "run", total_tokens=1000 * 4 * 32, time_budget_s=1.5, warmup_steps=8,
-               eval_every=0, save_every=0)  # fmt: skip
+    cfg = tiny(
+        out_dir=tmp_path / "run",
+        total_tokens=1000 * 4 * 32,
+        time_budget_s=1.5,
+        warmup_steps=8,
+        eval_every=0,
+        save_every=0,
+    )
     trainer = Trainer(cfg)
 
     def slow(resid, hook):  # a steady 50 ms per step
@@ -180,8 +186,16 @@ def test_time_budget_lowers_the_token_budget_and_stops_overruns(tiny, tmp_path):
     assert saved["total_tokens"] == result.max_steps * 4 * 32  # the plan is recorded: a resume continues it
     assert cfg.total_tokens == 1000 * 4 * 32  # the caller's config is not modified
 
-    slower = Trainer(tiny(out_dir=tmp_path / "run2", total_tokens=1000 * 4 * 32, time_budget_s=1.0, warmup_steps=5,
-                          eval_every=0, save_every=0))  # fmt: skip
+    slower = Trainer(
+        tiny(
+            out_dir=tmp_path / "run2",
+            total_tokens=1000 * 4 * 32,
+            time_budget_s=1.0,
+            warmup_steps=5,
+            eval_every=0,
+            save_every=0,
+        )
+    )
 
     def slowing_down(resid, hook):  # fast while planning, then 10x slower: the hard stop saves and ends
         if slower.model.training:
@@ -192,6 +206,15 @@ def test_time_budget_lowers_the_token_budget_and_stops_overruns(tiny, tmp_path):
     result = slower.run()
     assert result.interrupted and result.step < result.max_steps
     assert json.loads((tmp_path / "run2" / "checkpoint" / "config.json").read_text())["step"] == result.step
-    again = Trainer(tiny(out_dir=tmp_path / "run2", total_tokens=1000 * 4 * 32, time_budget_s=1.0, warmup_steps=5,
-                         eval_every=0, save_every=0), resume=True)  # fmt: skip
+    again = Trainer(
+        tiny(
+            out_dir=tmp_path / "run2",
+            total_tokens=1000 * 4 * 32,
+            time_budget_s=1.0,
+            warmup_steps=5,
+            eval_every=0,
+            save_every=0,
+        ),
+        resume=True,
+    )
     assert (again.step, again.max_steps) == (result.step, result.max_steps)  # the same config resumes the plan

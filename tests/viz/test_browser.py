@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_bilinear.data import TokenBlockStream
-from tl_bilinear.viz import analysis_report, colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
-
 from tests.helpers.text import CORPUS, NASTY
 from tests.viz.helpers import rendered_props
+from tl_bilinear.data import TokenBlockStream
+from tl_bilinear.viz import analysis_report, colored_tokens, colored_tokens_multi, topk_samples, topk_tokens
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -42,15 +41,24 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,1400", "--host-resolver-rules=MAP * ~NOTFOUND",
-                "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1400",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+    )
     yield driver
     driver.quit()
 
@@ -75,7 +83,8 @@ def _open_and_check(driver, path: Path, screenshot: Path) -> dict:
     deadline = time.time() + 20
     while time.time() < deadline:
         empty = driver.execute_script(
-            "return Array.from(document.querySelectorAll('.tlb-view')).filter(e => !e.querySelector('.colored-tokens')).length")
+            "return Array.from(document.querySelectorAll('.tlb-view')).filter(e => !e.querySelector('.colored-tokens')).length"
+        )
         if empty == 0:
             break
         time.sleep(0.2)
@@ -91,7 +100,9 @@ def _open_and_check(driver, path: Path, screenshot: Path) -> dict:
     for element_id, name, props in components:
         spans = driver.execute_script(
             "return Array.from(document.querySelectorAll('#' + arguments[0] + ' .colored-tokens > span > span'))"
-            ".map(s => [s.textContent, getComputedStyle(s).backgroundColor])", element_id)
+            ".map(s => [s.textContent, getComputedStyle(s).backgroundColor])",
+            element_id,
+        )
         if name == "ColoredTokens":
             values, bound = props["values"], props["maxValue"]
         else:  # ColoredTokensMulti shows column 0 first
@@ -127,10 +138,19 @@ def test_views_with_hostile_tokens_and_edge_values(browser, tmp_path, artifacts)
     doc = colored_tokens(tokens, values, title="<b>edge values</b>")
     doc += colored_tokens(["zero", "zero"], [0.0, 0.0], title="all zero")
     doc += colored_tokens_multi(tokens, torch.tensor([[v, -v] for v in values]), labels=["<s>col</s>", "neg"])
-    doc += topk_tokens([NASTY[:3], ["a", "b"]], [[3.0, 2.0, 1.0], [1.0, 0.5]], [["x"], ["</script>"]], [[-1.0], [-2.0]],
-                       labels=["<img src=x onerror=window.__pwned=2>", "f1"])
-    doc += topk_samples([[NASTY[:2], ["plain", "&amp;"]]], [[[1.0, -1.0], [0.5, math.nan]]], labels=["feature"],
-                        sample_labels=[["<s>one</s>", "two"]])
+    doc += topk_tokens(
+        [NASTY[:3], ["a", "b"]],
+        [[3.0, 2.0, 1.0], [1.0, 0.5]],
+        [["x"], ["</script>"]],
+        [[-1.0], [-2.0]],
+        labels=["<img src=x onerror=window.__pwned=2>", "f1"],
+    )
+    doc += topk_samples(
+        [[NASTY[:2], ["plain", "&amp;"]]],
+        [[[1.0, -1.0], [0.5, math.nan]]],
+        labels=["feature"],
+        sample_labels=[["<s>one</s>", "two"]],
+    )
     path = doc.save(tmp_path / "views.html")
     checked = _open_and_check(browser, path, artifacts / "views.png")
     assert checked["views"] == 1 + 1 + 1 + 4 + 2
@@ -141,20 +161,24 @@ def test_saved_report_renders_offline(browser, text_model, tmp_path, artifacts):
     text = "The dog was sad. " + " ".join(NASTY) + " Then the cat was happy 😀."
     corpus = [c + " " + NASTY[i % len(NASTY)] for i, c in enumerate(CORPUS[:16])]
     dataset = TokenBlockStream(corpus, text_model.tokenizer, 16).batches(4, drop_last=False)
-    doc = analysis_report(text_model, 1, " sad", versus=" happy", text=text, dataset=dataset, k=3,
-                          n_contexts=3, rank_sample=32)
+    doc = analysis_report(
+        text_model, 1, " sad", versus=" happy", text=text, dataset=dataset, k=3, n_contexts=3, rank_sample=32
+    )
     path = doc.save(tmp_path / "report.html")
     checked = _open_and_check(browser, path, artifacts / "report.png")
     assert checked["views"] == len(doc.components) and checked["positive"] > 0 and checked["negative"] > 0
     assert browser.execute_script("return document.querySelectorAll('img.tlb-plot').length") == 2
     assert browser.execute_script(
-        "return Array.from(document.querySelectorAll('img.tlb-plot')).every(i => i.complete && i.naturalWidth > 0)")
+        "return Array.from(document.querySelectorAll('img.tlb-plot')).every(i => i.complete && i.naturalWidth > 0)"
+    )
     body = browser.find_element("tag name", "body").text
     assert "<script>alert(1)</script>" in body.replace("\u00a0", " ")
 
 
 def test_tiny_values_keep_their_colour_scale(browser, tmp_path, artifacts):
     values = [[1e-8, 1e-9], [-1e-8, -5e-10], [0.0, 0.0]]
-    doc = colored_tokens_multi(["up", "down", "zero"], values) + colored_tokens(["up", "down", "zero"], [1e-8, -1e-8, 0.0])
+    doc = colored_tokens_multi(["up", "down", "zero"], values) + colored_tokens(
+        ["up", "down", "zero"], [1e-8, -1e-8, 0.0]
+    )
     checked = _open_and_check(browser, doc.save(tmp_path / "tiny.html"), artifacts / "tiny.png")
     assert checked == {"views": 2, "positive": 2, "negative": 2, "white": 2}

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tl_bilinear.viz.html import BUNDLE_PATH, HTMLDocument, clean_values, script_json, symmetric_bound
-from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi
-
 from tests.helpers.text import NASTY
 from tests.viz.helpers import rendered_props
+from tl_bilinear.viz.html import BUNDLE_PATH, HTMLDocument, clean_values, script_json, symmetric_bound
+from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi
 
 TOKENS = NASTY + ["😀", "", " sad", "\n"]
 
@@ -137,15 +136,20 @@ def test_unusable_max_abs_falls_back_to_the_values():
 
 def test_component_name_cannot_inject_script():
     with pytest.raises(ValueError, match="identifier"):
-        HTMLDocument().add_component('ColoredTokens,{});alert(1);//', {"tokens": []})
-    assert HTMLDocument().add_component("ColoredTokens", {"tokens": ["a"], "values": [1.0]}).components[0].view == "ColoredTokens"
+        HTMLDocument().add_component("ColoredTokens,{});alert(1);//", {"tokens": []})
+    assert (
+        HTMLDocument().add_component("ColoredTokens", {"tokens": ["a"], "values": [1.0]}).components[0].view
+        == "ColoredTokens"
+    )
 
 
 def test_multi_scales_tiny_columns_instead_of_a_rounded_zero_range():
     values = [[1e-8, 2.0], [-5e-9, -1.0], [0.0, 0.5]]
     props = rendered_props(colored_tokens_multi(["a", "b", "c"], values, labels=["tiny", "big"]).to_html())[0][2]
     assert props["labels"] == ["tiny (×1e+08)", "big"]
-    assert props["positiveBounds"] == pytest.approx([1.0, 2.0]) and props["negativeBounds"] == pytest.approx([-1.0, -2.0])
+    assert props["positiveBounds"] == pytest.approx([1.0, 2.0]) and props["negativeBounds"] == pytest.approx(
+        [-1.0, -2.0]
+    )
     assert [row[0] for row in props["values"]] == pytest.approx([1.0, -0.5, 0.0])
     assert [row[1] for row in props["values"]] == [2.0, -1.0, 0.5]
     assert all(round(b, 6) > 0 for b in props["positiveBounds"])  # what circuitsvis keeps of them

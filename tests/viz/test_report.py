@@ -4,13 +4,12 @@ import pytest
 import torch
 
 import tl_bilinear
+from tests.helpers.text import CORPUS
+from tests.viz.helpers import rendered_props
 from tl_bilinear.analysis import effective_rank, spectrum
 from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.viz import analysis_report, effective_rank_figure, save_figure, spectrum_figure
 from tl_bilinear.viz.cli import main as analyze_main
-
-from tests.helpers.text import CORPUS
-from tests.viz.helpers import rendered_props
 
 TEXT = "The dog was sad <s> &amp; <script>alert(1)</script> then happy. " * 3
 
@@ -28,10 +27,17 @@ def test_plots_write_pngs(tmp_path, text_model):
 
 def test_report_has_every_section(text_model, tmp_path):
     dataset = TokenBlockStream(CORPUS[:12], text_model.tokenizer, 16).batches(4, drop_last=False)
-    doc = analysis_report(text_model, 1, " sad", versus=" happy", text=TEXT, dataset=dataset, k=3,
-                          n_contexts=3, rank_sample=32)
+    doc = analysis_report(
+        text_model, 1, " sad", versus=" happy", text=TEXT, dataset=dataset, k=3, n_contexts=3, rank_sample=32
+    )
     page = doc.save(tmp_path / "report.html").read_text(encoding="utf-8")
-    for section in ("Model", "Spectrum", "Direct-path tokens", "Activations on the text", "Top-activating dataset contexts"):
+    for section in (
+        "Model",
+        "Spectrum",
+        "Direct-path tokens",
+        "Activations on the text",
+        "Top-activating dataset contexts",
+    ):
         assert f"<h2>{section}</h2>" in page
     assert page.count('src="data:image/png;base64,') == 2
     names = [name for _, name, _ in rendered_props(page)]
@@ -61,17 +67,42 @@ def test_analyze_command_writes_the_report(checkpoint, tmp_path):
     docs = tmp_path / "docs.txt"
     docs.write_text("<|endoftext|>".join(CORPUS[:6]), encoding="utf-8")
     out = tmp_path / "report.html"
-    assert analyze_main([str(checkpoint), "--layer", "0", "--token", " sad", "--vs", " happy", "--text", str(text),
-                         "--out", str(out), "--dataset", str(docs), "--max-batches", "2", "--k", "2"]) == 0
+    assert (
+        analyze_main(
+            [
+                str(checkpoint),
+                "--layer",
+                "0",
+                "--token",
+                " sad",
+                "--vs",
+                " happy",
+                "--text",
+                str(text),
+                "--out",
+                str(out),
+                "--dataset",
+                str(docs),
+                "--max-batches",
+                "2",
+                "--k",
+                "2",
+            ]
+        )
+        == 0
+    )
     page = out.read_text(encoding="utf-8")
     assert "Top-activating dataset contexts" in page and "Activations on the text" in page
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--layer", "7", "--token", " sad"], "--layer 7 is out of range"),
-    (["--layer", "0", "--token", " sadd"], "Near matches: ' sad'"),
-    (["--layer", "0", "--token", " sad", "--vs", "hapy"], "--vs 'hapy'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layer", "7", "--token", " sad"], "--layer 7 is out of range"),
+        (["--layer", "0", "--token", " sadd"], "Near matches: ' sad'"),
+        (["--layer", "0", "--token", " sad", "--vs", "hapy"], "--vs 'hapy'"),
+    ],
+)
 def test_analyze_command_bad_input(checkpoint, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         analyze_main([str(checkpoint), *args, "--out", str(tmp_path / "r.html"), "--dataset", "none"])
@@ -83,8 +114,12 @@ def test_tl_bilinear_command_dispatches_analyze(checkpoint, tmp_path, capsys):
     from tl_bilinear.cli import main as tl_bilinear_main
 
     out = tmp_path / "r.html"
-    assert tl_bilinear_main(["analyze", str(checkpoint), "--layer", "1", "--token", " happy", "--dataset", "none",
-                             "--out", str(out)]) == 0
+    assert (
+        tl_bilinear_main(
+            ["analyze", str(checkpoint), "--layer", "1", "--token", " happy", "--dataset", "none", "--out", str(out)]
+        )
+        == 0
+    )
     assert "<h2>Spectrum</h2>" in out.read_text(encoding="utf-8")
     with pytest.raises(SystemExit):
         tl_bilinear_main(["analyze", str(checkpoint), "--layer", "-1", "--token", " happy", "--out", str(out)])

@@ -18,8 +18,8 @@ tokenizer's BOS token, each later window is prefixed with it too (its output dro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -62,7 +62,7 @@ class EigenActivations:
         """``total - reconstruction``: what the dropped eigenvectors contribute."""
         return self.total - self.reconstruction
 
-    def explained(self) -> Float[Tensor, "n"]:
+    def explained(self) -> Float[Tensor, n]:
         """Share of the total's variation the kept eigenvectors explain, per direction.
 
         Returns:
@@ -74,8 +74,9 @@ class EigenActivations:
         residual = self.residual.flatten(0, 1)
         spread = (total - total.mean(0)).square().sum(0)
         varies = spread > torch.finfo(spread.dtype).eps * total.square().sum(0)
-        return torch.where(varies, 1 - residual.square().sum(0) / spread.clamp_min(torch.finfo(spread.dtype).tiny),
-                           torch.nan)
+        return torch.where(
+            varies, 1 - residual.square().sum(0) / spread.clamp_min(torch.finfo(spread.dtype).tiny), torch.nan
+        )
 
 
 def window_spans(seq_len: int, n_ctx: int, overlap: int = 0) -> list[tuple[int, int, int]]:
@@ -150,9 +151,13 @@ def _as_tokens(model: HookedTransformer, tokens) -> Tensor:
     if tokens.ndim == 1:
         tokens = tokens[None]
     if tokens.ndim != 2 or tokens.is_floating_point() or tokens.shape[1] == 0:
-        raise ValueError(f"tokens must be a string or a non-empty [pos] / [batch, pos] integer tensor, got shape {tuple(tokens.shape)}")
+        raise ValueError(
+            f"tokens must be a string or a non-empty [pos] / [batch, pos] integer tensor, got shape {tuple(tokens.shape)}"
+        )
     if tokens.min() < 0 or tokens.max() >= model.cfg.d_vocab:
-        raise ValueError(f"token ids must be in [0, {model.cfg.d_vocab}), got {tokens.min().item()}..{tokens.max().item()}")
+        raise ValueError(
+            f"token ids must be in [0, {model.cfg.d_vocab}), got {tokens.min().item()}..{tokens.max().item()}"
+        )
     return tokens.to(model.cfg.device)
 
 
@@ -162,9 +167,7 @@ def _bos_prefix(model: HookedTransformer, tokens: Tensor) -> int | None:
 
 
 @torch.no_grad()
-def _run_layer(
-    model: HookedTransformer, eig: Eigendecomposition, layer: int, tokens: Tensor
-) -> tuple[Tensor, Tensor]:
+def _run_layer(model: HookedTransformer, eig: Eigendecomposition, layer: int, tokens: Tensor) -> tuple[Tensor, Tensor]:
     """Run one window; return the MLP input x [batch, pos, d_model] and ``u · hook_mlp_out`` [batch, pos, n]."""
     out_name = f"blocks.{layer}.hook_mlp_out"
     names = set(mlp_input_hook_names(model, layer)) | {out_name}
@@ -178,7 +181,7 @@ def eigen_activations(
     model: HookedTransformer,
     layer: int,
     directions: DirectionsLike,
-    tokens: str | Int[Tensor, "batch pos"] | Int[Tensor, "pos"],
+    tokens: str | Int[Tensor, "batch pos"] | Int[Tensor, pos],
     k: int | None = 8,
     overlap: int = 0,
 ) -> EigenActivations:
@@ -219,8 +222,8 @@ def eigen_activations(
         if prefix:
             window = torch.cat([tokens[:, :1], window], dim=1)
         x, total = _run_layer(model, eig, layer, window)
-        xs.append(x[:, prefix + keep - start:])
-        totals.append(total[:, prefix + keep - start:])
+        xs.append(x[:, prefix + keep - start :])
+        totals.append(total[:, prefix + keep - start :])
     x = torch.cat(xs, dim=1)
     projections = eig.projections(x)
     return EigenActivations(

@@ -71,6 +71,7 @@ class DirectPathTokens:
         Returns:
             The top and the bottom token strings, each nested [n][k][m].
         """
+
         def lookup(ids: Tensor) -> list:
             return [[[vocab[i] for i in row] for row in per_dir] for per_dir in ids.tolist()]
 

@@ -34,11 +34,12 @@ def as_directions(directions: Tensor, width: int) -> Float[Tensor, "n width"]:
         directions = directions[None]
     if directions.ndim != 2 or directions.shape[1] != width:
         raise ValueError(
-            f"directions have shape {shape}, expected [{width}] or [n, {width}] "
-            f"(the layer writes d_model={width})"
+            f"directions have shape {shape}, expected [{width}] or [n, {width}] (the layer writes d_model={width})"
         )
     if not directions.is_floating_point():
-        raise ValueError(f"directions must be floating point, got {directions.dtype}; pass vectors, or use unembed_directions for token ids")
+        raise ValueError(
+            f"directions must be floating point, got {directions.dtype}; pass vectors, or use unembed_directions for token ids"
+        )
     if not torch.isfinite(directions).all():
         raise ValueError("directions contain NaN or inf")
     return directions

@@ -43,7 +43,7 @@ class Eigendecomposition:
     eigenvalues: Float[Tensor, "n k"]
     eigenvectors: Float[Tensor, "n k d_in"]
     directions: Float[Tensor, "n d_out"]
-    constant: Float[Tensor, "n"]
+    constant: Float[Tensor, n]
     augmented: bool = False
     layer: int | None = None
 
@@ -182,7 +182,7 @@ def use_lanczos(k: int, d_in: int) -> bool:
 def eigendecompose(
     model: HookedTransformer | BilinearWeights,
     layer: int | None,
-    directions: Float[Tensor, "n d_model"] | Float[Tensor, "d_model"],
+    directions: Float[Tensor, "n d_model"] | Float[Tensor, d_model],
     k: int | None = None,
     *,
     method: Literal["auto", "dense", "lanczos"] = "auto",
@@ -231,7 +231,12 @@ def eigendecompose(
     if method == "lanczos" or (method == "auto" and use_lanczos(k, d_in)):
         values, vectors, converged = lanczos_topk(
             bilinear_matvec(weights.W_gate, weights.W_in, hidden_coefficients(weights, directions)),
-            len(directions), d_in, k, dtype=directions.dtype, device=directions.device, seed=seed,
+            len(directions),
+            d_in,
+            k,
+            dtype=directions.dtype,
+            device=directions.device,
+            seed=seed,
             **({} if tol is None else {"tol": tol}),
         )
         vectors = canonical_sign(vectors)
@@ -253,7 +258,7 @@ def eigendecompose(
 def spectrum(
     model: HookedTransformer | BilinearWeights,
     layer: int | None,
-    directions: Float[Tensor, "n d_model"] | Float[Tensor, "d_model"],
+    directions: Float[Tensor, "n d_model"] | Float[Tensor, d_model],
     *,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,

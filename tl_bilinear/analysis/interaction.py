@@ -41,7 +41,7 @@ def hidden_coefficients(weights: BilinearWeights, directions: Tensor) -> Float[T
     return directions @ weights.W_out.T
 
 
-def bias_constant(weights: BilinearWeights, directions: Tensor) -> Float[Tensor, "n"]:
+def bias_constant(weights: BilinearWeights, directions: Tensor) -> Float[Tensor, n]:
     """``u · (b_in W_out + b_out)``: the part of ``u · mlp(x)`` that does not depend on x.
 
     (Branch biases are not in here: they live in Q on the augmented input ``[x, 1]``.)
@@ -124,9 +124,9 @@ class PackedInteractions:
         chunk_size = chunk_size or max(1, CHUNK_BYTES // (pairs * self.T.element_size()))
         scratch = directions.new_empty(min(n, chunk_size), pairs)
         for start in range(0, n, chunk_size):
-            part = directions[start:start + chunk_size]
-            packed = torch.mm(part, self.T.T, out=scratch[:len(part)])  # [chunk, pairs]
-            torch.index_select(packed, 1, self.unpack, out=out[start:start + len(part)].view(len(part), d * d))
+            part = directions[start : start + chunk_size]
+            packed = torch.mm(part, self.T.T, out=scratch[: len(part)])  # [chunk, pairs]
+            torch.index_select(packed, 1, self.unpack, out=out[start : start + len(part)].view(len(part), d * d))
         return out
 
 
@@ -149,11 +149,11 @@ def packed_interactions(weights: BilinearWeights, rows: int = PACKED_ROWS) -> Pa
     while i < d:  # a block of whole rows i of the triangle: pairs (i, j >= i)
         filled = 0
         while i < d and (filled == 0 or filled + d - i <= rows):
-            pairs = block[filled:filled + d - i]  # ½ (W_gate[i] W_in[j] + W_in[i] W_gate[j]), j >= i
+            pairs = block[filled : filled + d - i]  # ½ (W_gate[i] W_in[j] + W_in[i] W_gate[j]), j >= i
             torch.mul(half_in[i:], W_gate[i], out=pairs)
             pairs.addcmul_(half_gate[i:], W_in[i])
             filled, i = filled + d - i, i + 1
-        torch.mm(block[:filled], W_out, out=T[start:start + filled])
+        torch.mm(block[:filled], W_out, out=T[start : start + filled])
         start += filled
     upper = torch.triu_indices(d, d, device=T.device)
     unpack = torch.empty(d * d, dtype=torch.long, device=T.device)
@@ -183,7 +183,7 @@ def use_packed(weights: BilinearWeights, n: int, dtype: torch.dtype) -> bool:
 def interaction_matrices(
     model: HookedTransformer | BilinearWeights,
     layer: int | None,
-    directions: Float[Tensor, "n d_model"] | Float[Tensor, "d_model"],
+    directions: Float[Tensor, "n d_model"] | Float[Tensor, d_model],
     *,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,

@@ -40,7 +40,7 @@ impossible.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -67,9 +67,7 @@ def _allowed(theta: Tensor, tol: float) -> Tensor:
     return tol * torch.maximum(magnitude, FLOOR * magnitude.amax(1, keepdim=True))
 
 
-def bilinear_matvec(
-    W_gate: Float[Tensor, "d m"], W_in: Float[Tensor, "d m"], C: Float[Tensor, "n m"]
-) -> MatVec:
+def bilinear_matvec(W_gate: Float[Tensor, "d m"], W_in: Float[Tensor, "d m"], C: Float[Tensor, "n m"]) -> MatVec:
     """The matrix-free matvec of ``Q_n = sym(W_gate diag(C[n]) W_inᵀ)``.
 
     ``Q_n v = ½ (W_gate (C[n] ⊙ (W_inᵀ v)) + W_in (C[n] ⊙ (W_gateᵀ v)))``, computed for
@@ -320,8 +318,19 @@ def guard_pairs(k: int) -> int:
 _SAMPLE = 64
 
 
-def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, steps: int, max_steps: int,
-         tol: float, check_every: int | None, gen: torch.Generator, out: tuple[Tensor, Tensor, Tensor]) -> None:
+def _run(
+    matvec: MatVec,
+    index: Tensor,
+    d: int,
+    k: int,
+    dtype: torch.dtype,
+    steps: int,
+    max_steps: int,
+    tol: float,
+    check_every: int | None,
+    gen: torch.Generator,
+    out: tuple[Tensor, Tensor, Tensor],
+) -> None:
     """Lanczos for the matrices ``index`` until each converges or reaches max_steps.
 
     ``k`` pairs are converged; the first ``values.shape[1]`` of them are kept.
@@ -352,8 +361,9 @@ def _run(matvec: MatVec, index: Tensor, d: int, k: int, dtype: torch.dtype, step
                 break
             rows = live.nonzero()[:, 0]  # someone in the sample converged: check them all
         done = (ratio <= 1) | (j == max_steps)
-        logger.debug("lanczos: %d steps, %d of %d checked converged (%d running)", j, int(done.sum()), len(rows),
-                     int(live.sum()))
+        logger.debug(
+            "lanczos: %d steps, %d of %d checked converged (%d running)", j, int(done.sum()), len(rows), int(live.sum())
+        )
         if done.any():
             fin = rows[done]
             theta, Y, res = _ritz(batch.alpha[fin, :j], batch.beta[fin, :j], k, rayleigh_ritz=True)
@@ -396,7 +406,7 @@ def lanczos_topk(
     seed: int = 0,
     check_every: int | None = None,
     batch_size: int | None = None,
-) -> tuple[Float[Tensor, "n k"], Float[Tensor, "n k d"], Bool[Tensor, "n"]]:
+) -> tuple[Float[Tensor, "n k"], Float[Tensor, "n k d"], Bool[Tensor, n]]:
     """The k eigenpairs of largest |λ| of n symmetric d x d matrices, given only matvecs.
 
     Args:
@@ -443,8 +453,10 @@ def lanczos_topk(
     steps = max(steps, k_run)
     tol = DEFAULT_TOL[dtype] if tol is None else tol
     if not 0 < tol <= MAX_TOL:
-        raise ValueError(f"tol={tol} must lie in (0, {MAX_TOL}]: a looser residual no longer pins down which "
-                         "eigenvalues are the top k")
+        raise ValueError(
+            f"tol={tol} must lie in (0, {MAX_TOL}]: a looser residual no longer pins down which "
+            "eigenvalues are the top k"
+        )
     if check_every is not None and check_every < 1:
         raise ValueError(f"check_every={check_every} must be >= 1")
     itemsize = torch.finfo(dtype).bits // 8

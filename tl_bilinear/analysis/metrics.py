@@ -26,7 +26,7 @@ def _relative_magnitudes(eigenvalues: Tensor) -> Tensor:
     return magnitudes / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
-def effective_rank(eigenvalues: Float[Tensor, "... k"]) -> Float[Tensor, "..."]:
+def effective_rank(eigenvalues: Float[Tensor, "... k"]) -> Float[Tensor, ...]:
     """``(Σ|λ|)² / Σλ²``: 1 for a rank-one Q, k for k equal-magnitude eigenvalues, 0 for Q = 0."""
     magnitudes = _relative_magnitudes(eigenvalues)
     l1 = magnitudes.sum(-1)
@@ -34,7 +34,7 @@ def effective_rank(eigenvalues: Float[Tensor, "... k"]) -> Float[Tensor, "..."]:
     return torch.where(l2 > 0, l1.square() / l2.clamp_min(torch.finfo(l2.dtype).tiny), 0.0)
 
 
-def topk_mass(eigenvalues: Float[Tensor, "... k"], k: int) -> Float[Tensor, "..."]:
+def topk_mass(eigenvalues: Float[Tensor, "... k"], k: int) -> Float[Tensor, ...]:
     """Share of ``‖Q‖_F² = Σλ²`` held by the top-k eigenvalues by |λ| (1 − the rank-k error²).
 
     Raises:
@@ -60,11 +60,13 @@ class HOSVD:
         output_directions: [r, d_out], ``Σ_j coefficients[r, j] directions[j]``.
     """
 
-    singular_values: Float[Tensor, "r"]
+    singular_values: Float[Tensor, r]
     coefficients: Float[Tensor, "r n"]
     output_directions: Float[Tensor, "r d_out"]
 
-    def component_matrices(self, model: HookedTransformer | BilinearWeights, layer: int | None) -> Float[Tensor, "r d_in d_in"]:
+    def component_matrices(
+        self, model: HookedTransformer | BilinearWeights, layer: int | None
+    ) -> Float[Tensor, "r d_in d_in"]:
         """The unit-Frobenius-norm right singular vectors as symmetric [d_in, d_in] matrices."""
         Q = interaction_matrices(model, layer, self.output_directions, dtype=self.singular_values.dtype)
         return Q / self.singular_values[:, None, None]

@@ -14,9 +14,9 @@ are the signed contributions ``λ_i (v_i · x)²``), and every direction itself,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterable
 
 import torch
 from jaxtyping import Float, Int
@@ -90,8 +90,12 @@ class TopNMerger:
         self.sequence = torch.zeros((F, 0), dtype=torch.long)
         self.position = torch.zeros((F, 0), dtype=torch.long)
 
-    def update(self, tokens: Int[Tensor, "batch pos"], scores: Float[Tensor, "batch pos F"],
-               values: Float[Tensor, "batch pos F"]) -> None:
+    def update(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        scores: Float[Tensor, "batch pos F"],
+        values: Float[Tensor, "batch pos F"],
+    ) -> None:
         """Merge one batch: its sequences get stream indices ``seen .. seen + batch - 1``.
 
         Args:

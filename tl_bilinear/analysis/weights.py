@@ -33,10 +33,10 @@ class BilinearWeights:
     W_gate: Float[Tensor, "d_in d_mlp"]
     W_in: Float[Tensor, "d_in d_mlp"]
     W_out: Float[Tensor, "d_mlp d_out"]
-    b_in: Float[Tensor, "d_mlp"] | None = None
-    b_out: Float[Tensor, "d_out"] | None = None
-    b_pre: Float[Tensor, "d_mlp"] | None = None
-    b_pre_linear: Float[Tensor, "d_mlp"] | None = None
+    b_in: Float[Tensor, d_mlp] | None = None
+    b_out: Float[Tensor, d_out] | None = None
+    b_pre: Float[Tensor, d_mlp] | None = None
+    b_pre_linear: Float[Tensor, d_mlp] | None = None
     layer: int | None = None
     augmented_input: bool = False
 
@@ -44,15 +44,18 @@ class BilinearWeights:
         d_in, d_mlp = self.W_gate.shape
         d_out = self.W_out.shape[-1]
         expected = {
-            "W_in": (d_in, d_mlp), "W_out": (d_mlp, d_out), "b_in": (d_mlp,), "b_out": (d_out,),
-            "b_pre": (d_mlp,), "b_pre_linear": (d_mlp,),
+            "W_in": (d_in, d_mlp),
+            "W_out": (d_mlp, d_out),
+            "b_in": (d_mlp,),
+            "b_out": (d_out,),
+            "b_pre": (d_mlp,),
+            "b_pre_linear": (d_mlp,),
         }
         for name, shape in expected.items():
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != shape:
                 raise ValueError(
-                    f"{name} has shape {tuple(value.shape)}, expected {shape} for "
-                    f"W_gate of shape {(d_in, d_mlp)}"
+                    f"{name} has shape {tuple(value.shape)}, expected {shape} for W_gate of shape {(d_in, d_mlp)}"
                 )
 
     @property

@@ -121,7 +121,9 @@ BAD_TASTES = _words("sour bitter yucky salty mushy slimy spicy gross stale cold 
 GOOD_TASTES = _words("yummy sweet tasty delicious warm fresh crunchy juicy creamy soft fluffy scrumptious")
 
 #: Nouns that take "some" rather than "a".
-MASS_NOUNS = frozenset("grass mud sand snow ice moss rice soup bread cheese milk juice tea lemonade honey jam cereal oatmeal popcorn butter pudding jelly fudge string tape clay glue chalk corn".split())
+MASS_NOUNS = frozenset(
+    "grass mud sand snow ice moss rice soup bread cheese milk juice tea lemonade honey jam cereal oatmeal popcorn butter pudding jelly fudge string tape clay glue chalk corn".split()
+)
 
 PLACES = _phrases("""
 park|forest|garden|beach|lake|river|pond|farm|field|meadow|hill|mountain|valley
@@ -246,7 +248,8 @@ PETS = _words("cat dog bunny puppy kitten hamster fish turtle parrot pony duck m
 
 #: Irregular plurals; everything else follows the usual -s / -es / -ies rules.
 IRREGULAR_PLURAL = dict(
-    p.split(":") for p in """
+    p.split(":")
+    for p in """
 mouse:mice sheep:sheep fish:fish goose:geese wolf:wolves leaf:leaves deer:deer
 moose:moose scissors:scissors skates:skates boots:boots mittens:mittens gloves:gloves
 shoes:shoes socks:socks beads:beads

@@ -131,8 +131,13 @@ class TokenBlockStream:
     # -- state -------------------------------------------------------------------------
     def _fingerprint(self) -> dict[str, Any]:
         return {
-            "n_ctx": self.n_ctx, "split": self.split, "world_size": self.world_size, "seed": self.seed,
-            "val_ppm": round(self.val_fraction * _PPM), "eos_id": self.eos_id, "vocab_size": len(self.tokenizer),
+            "n_ctx": self.n_ctx,
+            "split": self.split,
+            "world_size": self.world_size,
+            "seed": self.seed,
+            "val_ppm": round(self.val_fraction * _PPM),
+            "eos_id": self.eos_id,
+            "vocab_size": len(self.tokenizer),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -143,8 +148,12 @@ class TokenBlockStream:
             it is only valid for (``n_ctx``, ``split``, ``world_size``, ...).
         """
         return {
-            "version": 1, "epoch": self._epoch, "doc_index": self._doc_index,
-            "token_offset": self._token_offset, "blocks": self._blocks, **self._fingerprint(),
+            "version": 1,
+            "epoch": self._epoch,
+            "doc_index": self._doc_index,
+            "token_offset": self._token_offset,
+            "blocks": self._blocks,
+            **self._fingerprint(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -63,7 +63,8 @@ def _looks_like_path(source: str) -> bool:
     return (
         source.startswith(("/", ".", "~"))
         or source.endswith(SUFFIXES)
-        or os.sep in source.rstrip(os.sep) and source.count("/") != 1
+        or os.sep in source.rstrip(os.sep)
+        and source.count("/") != 1
     )
 
 
@@ -227,7 +228,9 @@ class DocumentStream:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {lineno} is not valid JSON ({err.msg}); expected one object a line") from None
+                    raise ValueError(
+                        f"{path}: line {lineno} is not valid JSON ({err.msg}); expected one object a line"
+                    ) from None
                 if not isinstance(record, dict) or self.text_column not in record:
                     keys = sorted(record) if isinstance(record, dict) else type(record).__name__
                     raise ValueError(

@@ -14,7 +14,9 @@ requires reading the negation.
 from __future__ import annotations
 
 POS_FEELINGS = tuple("happy glad cheerful joyful excited proud calm thankful pleased merry delighted hopeful".split())
-NEG_FEELINGS = tuple("sad upset angry scared grumpy lonely worried mad afraid nervous gloomy cross jealous miserable".split())
+NEG_FEELINGS = tuple(
+    "sad upset angry scared grumpy lonely worried mad afraid nervous gloomy cross jealous miserable".split()
+)
 
 OPENINGS = (
     "once upon a time, there was a {trait} little {kind} named {name}.",
@@ -165,10 +167,16 @@ DISLIKE = (
 )
 
 LIKE_REACT = (
-    "{he} asked for more.", "{he} ate it all up.", '"yum!" said {name}.', "{he} licked {his} lips.",
+    "{he} asked for more.",
+    "{he} ate it all up.",
+    '"yum!" said {name}.',
+    "{he} licked {his} lips.",
 )
 DISLIKE_REACT = (
-    "{he} pushed the plate away.", "{he} made a funny face.", '"yuck!" said {name}.', "{he} put it down.",
+    "{he} pushed the plate away.",
+    "{he} made a funny face.",
+    '"yuck!" said {name}.',
+    "{he} put it down.",
 )
 
 ENDINGS = (
@@ -191,8 +199,10 @@ ENDINGS = (
 PROBLEMS = (
     dict(  # lost toy
         trouble=("but then {name} could not find {his} {toy}.", "suddenly, {his} {toy} was gone."),
-        detail=("{he} looked under the {spot} and behind the {spot2}, but it was not there.",
-                "{he} looked everywhere, but {he} could not find it."),
+        detail=(
+            "{he} looked under the {spot} and behind the {spot2}, but it was not there.",
+            "{he} looked everywhere, but {he} could not find it.",
+        ),
         talk=('"where is my {toy}?" cried {name}.', '"do not worry," said {name2}. "i will help you look."'),
         fix=("then {name2} found the {toy} under the {spot2}.", "at last, {he} saw the {toy} next to the {spot}."),
         after=('"thank you!" said {name}.', "{he} held the {toy} tight and did not let it go."),
@@ -205,7 +215,10 @@ PROBLEMS = (
         after=("the {toy} was as good as new.", "it was not broken anymore."),
     ),
     dict(  # stuck in a tree
-        trouble=("the wind blew {his} {toy} into a tall tree.", "a {pet} climbed up a tall tree and could not get down."),
+        trouble=(
+            "the wind blew {his} {toy} into a tall tree.",
+            "a {pet} climbed up a tall tree and could not get down.",
+        ),
         detail=("it was too high to reach.", "{name} jumped and jumped, but {he} was too small."),
         talk=('"how can we get it down?" asked {name2}.', '"i have an idea!" said {name}.'),
         fix=("{his} {fam} came with a ladder and got it down.", "{name2} climbed up carefully and brought it down."),
@@ -219,7 +232,10 @@ PROBLEMS = (
         after=("there was a big rainbow in the sky.", "the storm was not so scary after all."),
     ),
     dict(  # a noise in the dark
-        trouble=("that night, {name} heard a loud {sound} from under the {spot}.", "in the dark, something went {sound}."),
+        trouble=(
+            "that night, {name} heard a loud {sound} from under the {spot}.",
+            "in the dark, something went {sound}.",
+        ),
         detail=("{he} pulled the blanket over {his} head.", "{he} did not want to look."),
         talk=('"who is there?" whispered {name}.', '"it is only me," said a small voice.'),
         fix=("it was just a little {animal}.", "it was only {his} {pet} playing with {a_toy}."),
@@ -254,14 +270,20 @@ PROBLEMS = (
         after=("soon it did not hurt anymore.", "{he} was brave and did not cry."),
     ),
     dict(  # cannot do something yet
-        trouble=("{name} wanted to {activity}, but {he} did not know how.", "{name} tried to {activity2}, but {he} could not do it."),
+        trouble=(
+            "{name} wanted to {activity}, but {he} did not know how.",
+            "{name} tried to {activity2}, but {he} could not do it.",
+        ),
         detail=("{he} tried again and again.", "it was very hard."),
         talk=('"i can not do it," said {name}.', '"keep trying," said {name2}. "you can do it!"'),
         fix=("{he} practiced every day.", "{name2} showed {him} how to do it, step by step."),
         after=("at last, {he} could do it!", "it was not so hard after all."),
     ),
     dict(  # hurt animal
-        trouble=("{name} found a little {animal} with a hurt leg.", "a baby {animal} was lost and crying near the {spot}."),
+        trouble=(
+            "{name} found a little {animal} with a hurt leg.",
+            "a baby {animal} was lost and crying near the {spot}.",
+        ),
         detail=("it could not walk.", "it was cold and scared."),
         talk=('"poor little {animal}," said {name}.', '"we must help it," said {name2}.'),
         fix=("they took care of it and gave it some {food}.", "they helped the {animal} find its mom."),

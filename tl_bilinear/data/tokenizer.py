@@ -107,7 +107,9 @@ def _directory(out_dir: str | os.PathLike) -> Path:
     """``out_dir`` as a Path, refused at once if it names an existing file."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{str(out)!r} is a file; a tokenizer is saved as a directory: give a new or existing one")
+        raise FileExistsError(
+            f"{str(out)!r} is a file; a tokenizer is saved as a directory: give a new or existing one"
+        )
     return out
 
 

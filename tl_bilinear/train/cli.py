@@ -36,8 +36,10 @@ def _check_model_fields(overrides: dict[str, Any], flag: str = "act_fn=") -> Non
         hint = f"did you mean {' or '.join(close)}?" if close else "see transformer_lens.HookedTransformerConfig"
         raise ValueError(f"unknown model field {key!r} (--set or --config model_overrides); {hint}")
     if overrides.get("act_fn", "bilinear") not in acts:
-        raise ValueError(f"{flag}{overrides['act_fn']!r} is not an activation TransformerLens knows; use one of "
-                         f"{', '.join(sorted(acts))}")  # fmt: skip
+        raise ValueError(
+            f"{flag}{overrides['act_fn']!r} is not an activation TransformerLens knows; use one of "
+            f"{', '.join(sorted(acts))}"
+        )
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -52,23 +54,42 @@ def _override(text: str) -> tuple[str, Any]:
 
 #: CLI flag -> TrainConfig field (flags left out keep the config's or the saved value).
 _TRAIN_FLAGS = {
-    "preset": "preset", "data": "data", "tokenizer": "tokenizer", "tokens": "total_tokens",
-    "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "final_lr_frac": "final_lr_frac",
-    "warmup": "warmup_steps", "schedule": "schedule", "weight_decay": "weight_decay", "grad_clip": "grad_clip",
-    "precision": "precision", "compile": "compile", "fast_attention": "fast_attention", "eval_every": "eval_every",
-    "eval_batches": "eval_batches", "save_every": "save_every", "log_every": "log_every", "seed": "seed",
-    "device": "device", "threads": "num_threads", "wandb_project": "wandb_project", "tokenizer_docs": "tokenizer_docs",
-}  # fmt: skip
+    "preset": "preset",
+    "data": "data",
+    "tokenizer": "tokenizer",
+    "tokens": "total_tokens",
+    "batch_size": "batch_size",
+    "grad_accum": "grad_accum",
+    "lr": "lr",
+    "final_lr_frac": "final_lr_frac",
+    "warmup": "warmup_steps",
+    "schedule": "schedule",
+    "weight_decay": "weight_decay",
+    "grad_clip": "grad_clip",
+    "precision": "precision",
+    "compile": "compile",
+    "fast_attention": "fast_attention",
+    "eval_every": "eval_every",
+    "eval_batches": "eval_batches",
+    "save_every": "save_every",
+    "log_every": "log_every",
+    "seed": "seed",
+    "device": "device",
+    "threads": "num_threads",
+    "wandb_project": "wandb_project",
+    "tokenizer_docs": "tokenizer_docs",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``train``: train a model (bilinear or a baseline) into a run directory."""
     p = subparsers.add_parser(
-        "train", help="train a bilinear (or baseline) transformer",
+        "train",
+        help="train a bilinear (or baseline) transformer",
         description="Train a HookedTransformer on a text source; the run directory gets checkpoint/ "
         "(config.json, model.safetensors, tokenizer/, training state), metrics.jsonl and tokenizer/. "
         "Runs under torchrun for several processes (DDP).",
-    )  # fmt: skip
+    )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--config", help="a TrainConfig JSON file (flags override it)")
@@ -87,8 +108,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile")
-    p.add_argument("--fast-attention", action=argparse.BooleanOptionalAction, default=None,
-                   help="SDPA training forwards (default on)")  # fmt: skip
+    p.add_argument(
+        "--fast-attention",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SDPA training forwards (default on)",
+    )
     p.add_argument("--eval-every", type=int)
     p.add_argument("--eval-batches", type=int)
     p.add_argument("--save-every", type=int)
@@ -97,13 +122,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--wandb-project", help="also log to this wandb project (needs wandb)")
-    p.add_argument("--baseline", choices=["bilinear", "reglu", "geglu", "swiglu", "mlp-gelu"],
-                   help="the paper's App. I baselines at matched parameters (see tl_bilinear.train.baselines)")
+    p.add_argument(
+        "--baseline",
+        choices=["bilinear", "reglu", "geglu", "swiglu", "mlp-gelu"],
+        help="the paper's App. I baselines at matched parameters (see tl_bilinear.train.baselines)",
+    )
     p.add_argument("--act-fn", help="MLP activation: bilinear (default), relu, gelu, silu, ...")
     p.add_argument("--ungated", action="store_true", help="an ungated MLP (baselines; see --d-mlp)")
     p.add_argument("--d-mlp", type=int, help="MLP width")
-    p.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
-                   help="any HookedTransformerConfig field, e.g. --set n_layers=2 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any HookedTransformerConfig field, e.g. --set n_layers=2 (repeatable)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
     return p

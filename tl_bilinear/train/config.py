@@ -16,8 +16,18 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Fields that may differ when resuming a run (they do not change the trajectory).
 RESUMABLE_FIELDS = frozenset(
-    {"out_dir", "eval_every", "save_every", "log_every", "progress", "wandb_project", "device", "compile", "num_threads",
-     "time_budget_s"}
+    {
+        "out_dir",
+        "eval_every",
+        "save_every",
+        "log_every",
+        "progress",
+        "wandb_project",
+        "device",
+        "compile",
+        "num_threads",
+        "time_budget_s",
+    }
 )
 
 
@@ -142,9 +152,7 @@ class TrainConfig:
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"time_budget_s must be positive (or None), got {self.time_budget_s!r}")
         if self.batch_size % self.grad_accum:
-            raise ValueError(
-                f"batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}"
-            )
+            raise ValueError(f"batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}")
 
     def model_config(self) -> HookedTransformerConfig:
         """The HookedTransformerConfig of the preset with ``model_overrides`` applied.

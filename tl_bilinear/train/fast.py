@@ -41,8 +41,7 @@ def _supported(cfg) -> bool:
         and not getattr(cfg, "use_logn_attn", False)
         and getattr(cfg, "clip_qkv", None) is None
         and not cfg.load_in_4bit
-        and cfg.original_architecture
-        not in ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
+        and cfg.original_architecture not in ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
         and not getattr(cfg, "scale_attn_by_inverse_layer_idx", False)
     )
 

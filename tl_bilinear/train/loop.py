@@ -121,7 +121,9 @@ class Trainer:
         if saved is not None and cfg.time_budget_s is not None:  # continue the saved run's plan
             self.cfg = cfg = dataclasses.replace(cfg, total_tokens=saved[1]["max_steps"] * cfg.tokens_per_step)
         pretokenized = stream_factory is not None and tokenizer is None and cfg.tokenizer is None
-        self.tokenizer = tokenizer if tokenizer is not None or pretokenized else prepare_tokenizer(cfg, self.info, saved is not None)
+        self.tokenizer = (
+            tokenizer if tokenizer is not None or pretokenized else prepare_tokenizer(cfg, self.info, saved is not None)
+        )
         model_cfg = cfg.model_config()
         if self.tokenizer is not None:
             from tl_bilinear.data import check_vocab
@@ -309,7 +311,9 @@ class Trainer:
         """
         planned = max(self.step + 1, min([self._budget_steps, *distributed.gather_json(fits, self.info)]))
         if abs(planned - self.max_steps) > 0.02 * self.max_steps:
-            logger.info("time budget %.0f s: training %d steps (was %d)", self.cfg.time_budget_s, planned, self.max_steps)
+            logger.info(
+                "time budget %.0f s: training %d steps (was %d)", self.cfg.time_budget_s, planned, self.max_steps
+            )
             self.cfg = dataclasses.replace(self.cfg, total_tokens=planned * self.cfg.tokens_per_step)
             self.max_steps = self.cfg.max_steps
 
@@ -335,7 +339,13 @@ class Trainer:
         # a fresh run starts a fresh metrics file; a resumed one appends (see _restore)
         metrics = open(self.out_dir / METRICS_FILE, "a" if self.resumed else "w") if main else None
         wandb_run = wandb_init(cfg) if main and cfg.wandb_project else None
-        bar = tqdm(total=self.max_steps, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.max_steps,
+            initial=self.step,
+            disable=not (main and cfg.progress),
+            unit="step",
+            dynamic_ncols=True,
+        )
         batches, loss, interrupted = self._batches(), self.train_loss, False
         window_tokens, window_time = 0, 0.0
         budget = TimeBudget(cfg.time_budget_s, cfg.warmup_steps) if cfg.time_budget_s else None
@@ -366,7 +376,9 @@ class Trainer:
                         window_tokens, window_time = 0, 0.0
                 over = budget is not None and budget.over()
                 if over and self._stop_signal is None:
-                    logger.warning("over 1.25x the time budget (%.0f s): stopping at step %d", cfg.time_budget_s, self.step)
+                    logger.warning(
+                        "over 1.25x the time budget (%.0f s): stopping at step %d", cfg.time_budget_s, self.step
+                    )
                 stop = distributed.any_across(self._stop_signal is not None or over, self.info)
                 if stop and "val_loss" not in record:
                     self.val_loss = self.validation_loss()  # the result reports the final model
@@ -385,9 +397,15 @@ class Trainer:
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
         return TrainResult(
-            out_dir=str(self.out_dir), step=self.step, max_steps=self.max_steps, tokens=self.tokens,
-            train_loss=loss, val_loss=self.val_loss, interrupted=interrupted, elapsed_s=self.elapsed,
-        )  # fmt: skip
+            out_dir=str(self.out_dir),
+            step=self.step,
+            max_steps=self.max_steps,
+            tokens=self.tokens,
+            train_loss=loss,
+            val_loss=self.val_loss,
+            interrupted=interrupted,
+            elapsed_s=self.elapsed,
+        )
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResult:

@@ -113,7 +113,10 @@ def prepare_tokenizer(cfg: TrainConfig, info: distributed.DistInfo, resumed: boo
         vocab = cfg.model_config().d_vocab
         logger.info("training a %d-token BPE tokenizer on %s", vocab, cfg.data)
         train_tokenizer(
-            train_docs, vocab_size=vocab, out_dir=tok_dir, max_documents=cfg.tokenizer_docs,
+            train_docs,
+            vocab_size=vocab,
+            out_dir=tok_dir,
+            max_documents=cfg.tokenizer_docs,
             show_progress=cfg.progress,
         )
     distributed.barrier(info)
@@ -137,8 +140,15 @@ def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
 
     def factory(split: str, rank: int, world_size: int) -> Any:
         return TokenBlockStream(
-            cfg.data, tokenizer, n_ctx, split=split, rank=rank, world_size=world_size, seed=cfg.seed,
-            val_fraction=VAL_FRACTION, repeat=split == "train",
+            cfg.data,
+            tokenizer,
+            n_ctx,
+            split=split,
+            rank=rank,
+            world_size=world_size,
+            seed=cfg.seed,
+            val_fraction=VAL_FRACTION,
+            repeat=split == "train",
         )
 
     return factory

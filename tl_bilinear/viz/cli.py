@@ -15,8 +15,8 @@ import argparse
 import difflib
 import logging
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from tl_bilinear.cli import parse_count
 
@@ -42,13 +42,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("checkpoint", help="checkpoint (or training run) directory written by tl-bilinear")
     p.add_argument("--layer", type=int, required=True, help="layer index")
     p.add_argument("--token", required=True, help='a single vocabulary token, e.g. " sad" (mind the space)')
-    p.add_argument("--vs", default=None, help='contrast token: direction = W_U[token] - W_U[vs]')
+    p.add_argument("--vs", default=None, help="contrast token: direction = W_U[token] - W_U[vs]")
     p.add_argument("--text", type=Path, default=None, help="UTF-8 text file to show activations on (any length)")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="output HTML file (default report.html)")
     p.add_argument("--k", type=parse_count, default=4, help="eigenvectors shown, >= 1 (default 4)")
-    p.add_argument("--dataset", default="builtin",
-                   help="contexts from: 'builtin' (story generator), a local corpus path (.txt/.jsonl/.parquet "
-                   "file or folder), a hub dataset name, or 'none'")
+    p.add_argument(
+        "--dataset",
+        default="builtin",
+        help="contexts from: 'builtin' (story generator), a local corpus path (.txt/.jsonl/.parquet "
+        "file or folder), a hub dataset name, or 'none'",
+    )
     p.add_argument("--max-batches", type=int, default=8, help="dataset batches scanned (default 8)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per batch (default 8)")
     p.add_argument("--contexts", type=int, default=5, help="contexts shown per eigenvector (default 5)")
@@ -93,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
     model = tl_bilinear.load(args.checkpoint)
     n_layers = model.cfg.n_layers
     if not 0 <= args.layer < n_layers:
-        raise IndexError(f"--layer {args.layer} is out of range: the model has {n_layers} layer"
-                         f"{'s' if n_layers != 1 else ''} (0..{n_layers - 1})")
+        raise IndexError(
+            f"--layer {args.layer} is out of range: the model has {n_layers} layer"
+            f"{'s' if n_layers != 1 else ''} (0..{n_layers - 1})"
+        )
     if model.tokenizer is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer, so --token cannot be looked up")
     vocab = vocab_strings(model)
@@ -107,8 +112,17 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--text {args.text} does not exist")
         text = args.text.read_text(encoding="utf-8")
     dataset = _dataset(model, args.dataset, args.batch_size)
-    report = analysis_report(model, args.layer, args.token, args.vs, text=text, dataset=dataset,
-                             k=args.k, n_contexts=args.contexts, max_batches=args.max_batches)
+    report = analysis_report(
+        model,
+        args.layer,
+        args.token,
+        args.vs,
+        text=text,
+        dataset=dataset,
+        k=args.k,
+        n_contexts=args.contexts,
+        max_batches=args.max_batches,
+    )
     path = report.save(args.out)
     logger.info("wrote %s", path)
     return 0

@@ -23,9 +23,10 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import circuitsvis
 
@@ -79,8 +80,13 @@ def script_json(value: Any) -> str:
         ValueError: if the data holds NaN or infinity (clean it with :func:`clean_values`).
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escape in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text
 
@@ -168,7 +174,7 @@ class HTMLDocument:
     parts: list[str | Component] = field(default_factory=list)
     title: str = "tl-bilinear"
 
-    def add_html(self, fragment: str) -> "HTMLDocument":
+    def add_html(self, fragment: str) -> HTMLDocument:
         """Append trusted HTML (escape any user text in it with :func:`html.escape`).
 
         Args:
@@ -180,7 +186,7 @@ class HTMLDocument:
         self.parts.append(fragment)
         return self
 
-    def add_text(self, text: str, tag: str = "p", css_class: str | None = None) -> "HTMLDocument":
+    def add_text(self, text: str, tag: str = "p", css_class: str | None = None) -> HTMLDocument:
         """Append ``text`` escaped inside ``<tag>``.
 
         Args:
@@ -195,7 +201,7 @@ class HTMLDocument:
         self.parts.append(f"<{tag}{cls}>{html.escape(text)}</{tag}>")
         return self
 
-    def add_component(self, name: str, props: dict[str, Any], view: str = "") -> "HTMLDocument":
+    def add_component(self, name: str, props: dict[str, Any], view: str = "") -> HTMLDocument:
         """Append a circuitsvis component.
 
         Args:
@@ -212,12 +218,14 @@ class HTMLDocument:
             TypeError: if the props are not JSON-serialisable.
         """
         if not (isinstance(name, str) and name.isidentifier() and name.isascii()):
-            raise ValueError(f"component name {name!r} must be an identifier exported by CircuitsVis, e.g. 'ColoredTokens'")
+            raise ValueError(
+                f"component name {name!r} must be an identifier exported by CircuitsVis, e.g. 'ColoredTokens'"
+            )
         script_json(props)  # fail now on props that cannot be serialised
         self.parts.append(Component(name, props, view or name))
         return self
 
-    def extend(self, other: "HTMLDocument") -> "HTMLDocument":
+    def extend(self, other: HTMLDocument) -> HTMLDocument:
         """Append all parts of ``other``.
 
         Args:
@@ -229,7 +237,7 @@ class HTMLDocument:
         self.parts.extend(other.parts)
         return self
 
-    def __add__(self, other: "HTMLDocument") -> "HTMLDocument":
+    def __add__(self, other: HTMLDocument) -> HTMLDocument:
         return HTMLDocument(list(self.parts) + list(other.parts), self.title)
 
     @property
@@ -251,9 +259,7 @@ class HTMLDocument:
                 body.append(part)
                 continue
             element_id = f"{prefix}-{i}"
-            body.append(
-                f'<div class="tlb-view" id="{element_id}" data-view="{html.escape(part.view)}"></div>'
-            )
+            body.append(f'<div class="tlb-view" id="{element_id}" data-view="{html.escape(part.view)}"></div>')
             calls.append(
                 f'try{{CircuitsVis.render("{element_id}",CircuitsVis.{part.name},{script_json(part.props)});}}'
                 f'catch(e){{console.error("tl-bilinear: {part.name} failed to render",e);}}'
@@ -267,7 +273,7 @@ class HTMLDocument:
     def to_html(self) -> str:
         """A complete, self-contained HTML page (no network needed to view it)."""
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{_PAGE_STYLE}</style></head>\n"
             f"<body>\n{self.body_html()}\n</body></html>\n"
         )

@@ -40,12 +40,19 @@ def _draw_spectrum(ax, values: np.ndarray, title: str) -> None:
     ax.set_xlabel("eigenvalue index (sorted by λ)")
     ax.set_ylabel("λ")
     ax.set_title(title)
-    ax.text(0.99, 0.95, f"effective rank {eff:.2f}\n{(ordered > 0).sum()} positive, {(ordered < 0).sum()} negative",
-            transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    ax.text(
+        0.99,
+        0.95,
+        f"effective rank {eff:.2f}\n{(ordered > 0).sum()} positive, {(ordered < 0).sum()} negative",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
 
 
 def spectrum_figure(
-    eigenvalues: Float[Tensor, "k"],
+    eigenvalues: Float[Tensor, k],
     title: str = "eigenvalue spectrum",
     label: str | None = None,
 ) -> Figure:
@@ -101,7 +108,7 @@ def spectra_figure(
 
 
 def effective_rank_figure(
-    effective_ranks: Float[Tensor, "n"],
+    effective_ranks: Float[Tensor, n],
     title: str = "effective rank across output directions",
     bins: int = 40,
 ) -> Figure:
@@ -191,5 +198,12 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["effective_rank_figure", "figure_data_uri", "figure_html", "figure_png", "save_figure", "spectra_figure",
-           "spectrum_figure"]
+__all__ = [
+    "effective_rank_figure",
+    "figure_data_uri",
+    "figure_html",
+    "figure_png",
+    "save_figure",
+    "spectra_figure",
+    "spectrum_figure",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
@@ -30,8 +30,19 @@ from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, display
 
 logger = logging.getLogger(__name__)
 
-_SUMMARY_FIELDS = ("model_name", "n_layers", "d_model", "d_mlp", "n_heads", "n_ctx", "d_vocab", "act_fn",
-                   "normalization_type", "positional_embedding_type", "dtype")
+_SUMMARY_FIELDS = (
+    "model_name",
+    "n_layers",
+    "d_model",
+    "d_mlp",
+    "n_heads",
+    "n_ctx",
+    "d_vocab",
+    "act_fn",
+    "normalization_type",
+    "positional_embedding_type",
+    "dtype",
+)
 
 
 def _vocab(model: HookedTransformer) -> list[str]:
@@ -109,8 +120,10 @@ def analysis_report(
     doc.add_html("<h2>Model</h2>")
     cfg = model.cfg
     doc.add_html(_table(["field", "value"], [[f, getattr(cfg, f, None)] for f in _SUMMARY_FIELDS]))
-    doc.add_text(f"Direction u: {label}; layer {layer}; u · mlp_out(x) = Σ λ_i (v_i · x)² + {full.constant[0].item():.4g}.",
-                 css_class="tlb-note")
+    doc.add_text(
+        f"Direction u: {label}; layer {layer}; u · mlp_out(x) = Σ λ_i (v_i · x)² + {full.constant[0].item():.4g}.",
+        css_class="tlb-note",
+    )
 
     doc.add_html("<h2>Spectrum</h2>")
     doc.add_html(figure_html(spectrum_figure(lam, label=label), alt="eigenvalue spectrum"))
@@ -118,17 +131,27 @@ def analysis_report(
         g = torch.Generator().manual_seed(seed)
         ids = torch.randperm(cfg.d_vocab_out, generator=g)[: min(rank_sample, cfg.d_vocab_out)]
         ranks = effective_rank(spectrum(model, layer, model.W_U[:, ids].T.detach()))
-        doc.add_html(figure_html(effective_rank_figure(ranks, title=f"effective rank of {len(ids)} vocabulary directions"),
-                                 alt="effective rank histogram"))
+        doc.add_html(
+            figure_html(
+                effective_rank_figure(ranks, title=f"effective rank of {len(ids)} vocabulary directions"),
+                alt="effective rank histogram",
+            )
+        )
     share = lam.square() / lam.square().sum().clamp_min(1e-300)
-    doc.add_html(_table(["eigenvector", "λ", "share of Σλ²"],
-                        [[i, f"{lam[i].item():+.4g}", f"{share[i].item():.1%}"] for i in range(k)]))
+    doc.add_html(
+        _table(
+            ["eigenvector", "λ", "share of Σλ²"],
+            [[i, f"{lam[i].item():+.4g}", f"{share[i].item():.1%}"] for i in range(k)],
+        )
+    )
 
     labels = [f"v{i} (λ={lam[i].item():+.3g})" for i in range(k)]
     doc.add_html("<h2>Direct-path tokens</h2>")
-    doc.add_text("Vocabulary tokens whose embedding, through this layer's input norm alone (attention ignored), "
-                 "projects most positively (top) and most negatively (bottom) onto each eigenvector.",
-                 css_class="tlb-note")
+    doc.add_text(
+        "Vocabulary tokens whose embedding, through this layer's input norm alone (attention ignored), "
+        "projects most positively (top) and most negatively (bottom) onto each eigenvector.",
+        css_class="tlb-note",
+    )
     direct = direct_path_tokens(model, eig, n_tokens=min(n_vocab_tokens, cfg.d_vocab), layer=layer)
     top, bottom = direct.strings(vocab)
     doc.extend(topk_tokens(top[0], direct.top_values[0], bottom[0], direct.bottom_values[0], labels=labels))
@@ -141,29 +164,55 @@ def analysis_report(
         if math.isnan(explained):  # a constant total (e.g. one token): no variation to explain
             note = f"{len(str_tokens)} tokens; u · mlp_out does not vary over them."
         else:
-            note = (f"{len(str_tokens)} tokens; the top {k} eigenvectors explain {explained:.1%} of the variation "
-                    "of u · mlp_out over them.")
+            note = (
+                f"{len(str_tokens)} tokens; the top {k} eigenvectors explain {explained:.1%} of the variation "
+                "of u · mlp_out over them."
+            )
         doc.add_text(note, css_class="tlb-note")
         bound = acts.total[0, :, 0].abs().max().item()
-        doc.extend(colored_tokens(str_tokens, acts.total[0, :, 0], title="exact u · mlp_out (from hook_mlp_out)", max_abs=bound))
-        doc.extend(colored_tokens(str_tokens, acts.reconstruction[0, :, 0], title=f"top-{k} reconstruction", max_abs=bound))
-        doc.extend(colored_tokens_multi(str_tokens, acts.contributions[0, :, 0, :], labels=labels,
-                                        title="contribution λ_i (v_i · x)² of each eigenvector (click a label)"))
+        doc.extend(
+            colored_tokens(
+                str_tokens, acts.total[0, :, 0], title="exact u · mlp_out (from hook_mlp_out)", max_abs=bound
+            )
+        )
+        doc.extend(
+            colored_tokens(str_tokens, acts.reconstruction[0, :, 0], title=f"top-{k} reconstruction", max_abs=bound)
+        )
+        doc.extend(
+            colored_tokens_multi(
+                str_tokens,
+                acts.contributions[0, :, 0, :],
+                labels=labels,
+                title="contribution λ_i (v_i · x)² of each eigenvector (click a label)",
+            )
+        )
 
     if dataset is not None:
         found = top_activating_contexts(model, layer, eig, dataset, k=None, n=n_contexts, max_batches=max_batches)
         doc.add_html("<h2>Top-activating dataset contexts</h2>")
-        doc.add_text(f"Scanned {found.n_sequences} sequences; each context is "
-                     "a window around the position where the feature fires hardest.", css_class="tlb-note")
-        for name, res, feature_labels in (("the direction u · mlp_out", found.directions, [label]),
-                                          ("each eigenvector, λ_i (v_i · x)²", found.eigenvectors, labels)):
+        doc.add_text(
+            f"Scanned {found.n_sequences} sequences; each context is "
+            "a window around the position where the feature fires hardest.",
+            css_class="tlb-note",
+        )
+        for name, res, feature_labels in (
+            ("the direction u · mlp_out", found.directions, [label]),
+            ("each eigenvector, λ_i (v_i · x)²", found.eigenvectors, labels),
+        ):
             tokens, values, captions = [], [], []
             for f in range(len(feature_labels)):
                 pairs = res.contexts(f, vocab)
                 tokens.append([t for t, _ in pairs])
                 values.append([v for _, v in pairs])
-                captions.append([f"score {res.scores[f, s].item():.4g} (sequence {res.sequence[f, s].item()}, "
-                                 f"position {res.position[f, s].item()})" for s in range(len(pairs))])
-            doc.extend(topk_samples(tokens, values, labels=feature_labels, sample_labels=captions, title=f"Contexts of {name}"))
+                captions.append(
+                    [
+                        f"score {res.scores[f, s].item():.4g} (sequence {res.sequence[f, s].item()}, "
+                        f"position {res.position[f, s].item()})"
+                        for s in range(len(pairs))
+                    ]
+                )
+            doc.extend(
+                topk_samples(tokens, values, labels=feature_labels, sample_labels=captions, title=f"Contexts of {name}")
+            )
     logger.info("report for layer %d, %s: %d views", layer, label, len(doc.components))
     return doc

@@ -25,7 +25,8 @@ from __future__ import annotations
 import functools
 import html
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from transformer_lens import HookedTransformer
 
@@ -36,8 +37,11 @@ from tl_bilinear.viz.html import HTMLDocument, clean_values, escape_token, symme
 @functools.lru_cache(maxsize=1)
 def _byte_level_decoder() -> dict[str, int]:
     """Byte-level BPE's character for each byte (GPT-2 layout), inverted: char -> byte."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
-                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("\u00a1"), ord("\u00ac") + 1),
+        *range(ord("\u00ae"), ord("\u00ff") + 1),
+    ]
     shifted = [b for b in range(256) if b not in printable]  # drawn as U+0100, U+0101, ...
     table = {chr(b): b for b in printable}
     table.update({chr(256 + i): b for i, b in enumerate(shifted)})
@@ -132,9 +136,7 @@ def colored_tokens(
     escaped = _check_tokens(tokens)
     cleaned, missing = clean_values(values)
     if len(escaped) != len(cleaned):
-        raise ValueError(
-            f"got {len(escaped)} tokens but {len(cleaned)} values; pass exactly one value per token"
-        )
+        raise ValueError(f"got {len(escaped)} tokens but {len(cleaned)} values; pass exactly one value per token")
     usable = max_abs is not None and math.isfinite(max_abs) and max_abs > 0
     bound = float(max_abs) if usable else symmetric_bound(cleaned)
     doc = HTMLDocument()
@@ -186,7 +188,7 @@ def colored_tokens_multi(
     width = len(rows[0]) if rows else 0
     if any(not isinstance(r, (list, tuple)) or len(r) != width for r in rows) or (rows and width == 0):
         raise ValueError("values must be a non-empty 2-D array [S, K] with the same K in every row")
-    labels = [str(i) for i in range(width)] if labels is None else [str(l) for l in labels]
+    labels = [str(i) for i in range(width)] if labels is None else [str(label) for label in labels]
     if len(labels) != width:
         raise ValueError(f"got {len(labels)} labels for {width} value columns")
     columns = [clean_values([r[j] for r in rows]) for j in range(width)]
@@ -200,15 +202,22 @@ def colored_tokens_multi(
     labels = [f"{label} (×1e+{p:02d})" if p else label for label, p in zip(labels, powers)]
     bounds = [_times_pow10(b, p) for b, p in zip(bounds, powers)]
     # ColoredTokensMulti builds a numeric tensor: missing values are drawn as 0 (white).
-    grid = [[_times_pow10(columns[j][0][i], powers[j]) if columns[j][0][i] is not None else 0.0
-             for j in range(width)] for i in range(len(rows))]
+    grid = [
+        [_times_pow10(columns[j][0][i], powers[j]) if columns[j][0][i] is not None else 0.0 for j in range(width)]
+        for i in range(len(rows))
+    ]
     doc = HTMLDocument()
     if title:
         doc.add_html(_heading(title))
     doc.add_component(
         "ColoredTokensMulti",
-        {"tokens": escaped, "values": grid, "labels": labels,  # rendered as React text, not HTML
-         "positiveBounds": bounds, "negativeBounds": [-b for b in bounds]},
+        {
+            "tokens": escaped,
+            "values": grid,
+            "labels": labels,  # rendered as React text, not HTML
+            "positiveBounds": bounds,
+            "negativeBounds": [-b for b in bounds],
+        },
         view="colored_tokens_multi",
     )
     if missing:
@@ -255,9 +264,11 @@ def topk_tokens(
     if bottom_values is not None and hasattr(bottom_values, "tolist"):
         bottom_values = bottom_values.tolist()
     n_features = len(top_tokens)
-    labels = [str(i) for i in range(n_features)] if labels is None else [str(l) for l in labels]
-    if len(top_values) != n_features or len(labels) != n_features or (
-        bottom_tokens is not None and (len(bottom_tokens) != n_features or len(bottom_values) != n_features)
+    labels = [str(i) for i in range(n_features)] if labels is None else [str(label) for label in labels]
+    if (
+        len(top_values) != n_features
+        or len(labels) != n_features
+        or (bottom_tokens is not None and (len(bottom_tokens) != n_features or len(bottom_values) != n_features))
     ):
         raise ValueError(
             f"top_tokens has {n_features} features but top_values/labels/bottom lists have "
@@ -303,7 +314,7 @@ def topk_samples(
         ValueError: if the nested lengths do not match.
     """
     n_features = len(tokens)
-    labels = [str(i) for i in range(n_features)] if labels is None else [str(l) for l in labels]
+    labels = [str(i) for i in range(n_features)] if labels is None else [str(label) for label in labels]
     if len(values) != n_features or len(labels) != n_features:
         raise ValueError(f"tokens has {n_features} features but values/labels have {len(values)}/{len(labels)}")
     doc = HTMLDocument()
