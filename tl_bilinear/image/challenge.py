@@ -20,6 +20,9 @@ from tl_bilinear.image.decompose import layer_weights
 from tl_bilinear.image.model import BilinearClassifier, ClassifierConfig
 from tl_bilinear.image.train import TrainConfig, accuracy, train_classifier
 
+#: Training for the challenge task: no noise or weight decay, small batches.
+CHALLENGE_TRAINING = TrainConfig(epochs=30, batch_size=256, noise=0.0, weight_decay=0.0)
+
 
 @dataclass(frozen=True)
 class ChallengeResult:
@@ -61,7 +64,7 @@ def challenge_task(
     n_train: int = 20000,
     n_test: int = 2000,
     d_model: int = 64,
-    train_config: TrainConfig = TrainConfig(epochs=30, batch_size=256, noise=0.0, weight_decay=0.0),
+    train_config: TrainConfig = CHALLENGE_TRAINING,
     seed: int = 0,
 ) -> ChallengeResult:
     """Train a bilinear model with biases on the challenge task and recover the target from its weights.

@@ -127,7 +127,7 @@ class BilinearClassifier(HookedRootModule):
         self.hook_embed = HookPoint()
         self.hook_logits = HookPoint()
         with torch.no_grad():
-            for name, param in self.named_parameters():
+            for param in self.parameters():
                 if param.ndim == 2:  # PyTorch nn.Linear's default: U(±1/√fan_in)
                     bound = 1 / math.sqrt(param.shape[0])
                     param.copy_(torch.rand(param.shape, generator=generator) * 2 * bound - bound)
