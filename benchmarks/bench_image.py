@@ -1,0 +1,181 @@
+"""Quality bars of the image classifiers and toy gates (paper §3-4), measured end to end.
+
+    python benchmarks/bench_image.py --mnist /path/to/mnist.pkl.gz --fashion fashion --json out.json
+
+Sections (each written to the JSON as soon as it is done): toy AND eigenpairs; full MNIST
+(training time per epoch, test accuracy, truncation curve k = 0..30, adversarial eigen-masks
+against permuted masks for every target class); Fashion-MNIST (accuracy, truncation); the
+consistency of the top eigenvector per class across seeds on MNIST. Prints the CPU model,
+its ISA flags and the load average next to every timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from tl_bilinear.image import (
+    ClassifierConfig,
+    TrainConfig,
+    class_eigendecompose,
+    load_data,
+    mask_attack,
+    rank_matched_cosines,
+    save_classifier,
+    train_classifier,
+    truncation_curve,
+)
+from tl_bilinear.toy import train_gates
+
+STRENGTHS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def machine() -> dict:
+    """CPU model, the ISA flags that matter for matmuls, threads and the load average."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
+    return {
+        "cpu": model or platform.processor(),
+        "isa": [f for f in wanted if f in flags],
+        "threads": torch.get_num_threads(),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
+    }
+
+
+def toy_and() -> dict:
+    toy = train_gates(n_inputs=5, gate="AND")
+    eig = toy.eigendecompose()
+    cosines, values = [], []
+    for out, (i, j) in enumerate(toy.pairs):
+        for value, vector in zip(eig.eigenvalues[out, :2], eig.eigenvectors[out, :2]):
+            expected = torch.zeros(5, dtype=torch.float64)
+            expected[i], expected[j] = 1.0, 1.0 if value > 0 else -1.0
+            cosines.append(((vector @ expected).abs() / expected.norm()).item())
+            values.append(value.item())
+    rest = eig.eigenvalues[:, 2:].abs().max().item()
+    return {
+        "loss": toy.loss,
+        "top_eigenvalues": sorted(set(round(v, 6) for v in values)),
+        "min_cos": min(cosines),
+        "max_other_abs": rest,
+    }
+
+
+def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -> tuple:
+    data = load_data(spec)
+    config = ClassifierConfig(image_shape=data.image_shape, n_classes=data.n_classes, d_model=args.d_model, seed=seed)
+    train = TrainConfig(epochs=args.epochs, noise=args.noise, seed=seed, progress=False)
+    start, load_before = time.perf_counter(), machine()["loadavg"]
+    model, history = train_classifier(data, config, train)
+    seconds = time.perf_counter() - start
+    if out is not None:
+        save_classifier(model, out, data=spec, history=history)
+    result = {
+        "data": spec,
+        "d_model": args.d_model,
+        "epochs": args.epochs,
+        "noise": args.noise,
+        "seed": seed,
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / args.epochs,
+        "loadavg_before": load_before,
+        "loadavg_after": machine()["loadavg"],
+        "test_accuracy": history["test_accuracy"][-1],
+    }
+    return data, model, result
+
+
+def analyse(data, model, adversarial: bool) -> dict:
+    model = model.double()
+    ce = class_eigendecompose(model)
+    images, labels = data.test_images.double().flatten(1), data.test_labels
+    curve = truncation_curve(ce, images, labels, range(31))
+    full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
+    out = {"truncation": curve, "full_accuracy": full, "loss_at_10_pp": 100 * (full - curve[10])}
+    if adversarial:
+        attacks = [
+            mask_attack(model, ce, data.test_images.double(), labels, t, STRENGTHS) for t in range(data.n_classes)
+        ]
+        out["adversarial"] = {
+            "strengths": list(STRENGTHS),
+            "per_target": {
+                a.target: {
+                    k: getattr(a, k)
+                    for k in ("accuracy_eigen", "accuracy_permuted", "target_rate_eigen", "target_rate_permuted")
+                }
+                for a in attacks
+            },
+            "eigen_beats_permuted_everywhere": all(
+                e < p for a in attacks for e, p in zip(a.accuracy_eigen, a.accuracy_permuted)
+            ),
+            "mean_accuracy_eigen": [
+                sum(a.accuracy_eigen[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
+            ],
+            "mean_accuracy_permuted": [
+                sum(a.accuracy_permuted[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
+            ],
+            "mean_target_rate_eigen": [
+                sum(a.target_rate_eigen[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
+            ],
+            "mean_target_rate_permuted": [
+                sum(a.target_rate_permuted[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
+            ],
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", help="MNIST data (an IDX folder or mnist.pkl.gz); skipped if absent")
+    parser.add_argument("--fashion", help="Fashion-MNIST data (e.g. 'fashion' for the Debian package)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--d-model", type=int, default=512)
+    parser.add_argument("--noise", type=float, default=0.5)
+    parser.add_argument("--seeds", type=int, default=3, help="models for the consistency section (0 skips it)")
+    parser.add_argument("--save", type=Path, help="folder to save the trained models in")
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    results = {"machine": machine(), "command": " ".join(os.sys.argv)}
+
+    def record(name, value):
+        results[name] = value
+        args.json.write_text(json.dumps(results, indent=2))
+        logging.info("%s: %s", name, json.dumps(value)[:2000])
+
+    record("toy_and", toy_and())
+    models = []
+    if args.mnist:
+        data, model, result = train_and_measure(args.mnist, args, 0, args.save and args.save / "mnist")
+        models.append(model)
+        record("mnist", {**result, **analyse(data, model, adversarial=True)})
+    if args.fashion:
+        data, model, result = train_and_measure(args.fashion, args, 0, args.save and args.save / "fashion")
+        record("fashion", {**result, **analyse(data, model, adversarial=False)})
+    if args.mnist and args.seeds > 1:
+        runs = [train_and_measure(args.mnist, args, seed) for seed in range(1, args.seeds)]
+        models += [run[1] for run in runs]
+        cosines = rank_matched_cosines([class_eigendecompose(m.double(), k=1) for m in models])
+        record(
+            "consistency",
+            {
+                "seeds": list(range(args.seeds)),
+                "mean_abs_cos_top1": cosines.mean().item(),
+                "per_class": cosines.mean(0)[:, 0].tolist(),
+                "accuracies": [r[2]["test_accuracy"] for r in runs],
+            },
+        )
+    record("machine_end", machine())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""``tl-bilinear image``: train, evaluate and report bilinear image classifiers (paper §3-4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tl_bilinear.cli.args import parse_count
+
+logger = logging.getLogger(__name__)
+
+DATA_HELP = "digits (default, offline), fashion, fashion=DIR, mnist=DIR|FILE, DIR, FILE, hub:NAME, torchvision:NAME"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``image`` with its subcommands ``train``, ``eval`` and ``report``."""
+    p = subparsers.add_parser("image", help="bilinear image classifiers: train, eval, report")
+    commands = p.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
+
+    train = commands.add_parser("train", help="train a classifier and save it as a run directory")
+    train.add_argument("--data", default="digits", help=DATA_HELP)
+    train.add_argument("--out", type=Path, required=True, help="run directory to create")
+    train.add_argument("--hidden", type=parse_count, default=512, help="d_model = d_mlp (default 512)")
+    train.add_argument("--layers", type=parse_count, default=1, help="bilinear layers (default 1)")
+    train.add_argument("--epochs", type=parse_count, default=20, help="epochs (default 20)")
+    train.add_argument("--noise", type=float, default=0.5, help="input noise std in pixel units (default 0.5)")
+    train.add_argument("--batch-size", type=parse_count, help="default 2048, or n_train/20 on small data sets")
+    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    train.add_argument("--weight-decay", type=float, default=0.5, help="AdamW weight decay (default 0.5)")
+    train.add_argument("--bias", action="store_true", help="biases inside both branches")
+    train.add_argument("--residual", action="store_true", help="residual connection around each layer")
+    train.add_argument("--seed", type=int, default=0, help="initialisation, batch order and noise seed")
+    train.add_argument("--force", action="store_true", help="replace an existing run directory")
+    train.set_defaults(func=run_train)
+
+    evaluate = commands.add_parser("eval", help="test accuracy and the truncation curve of a run")
+    evaluate.add_argument("run", type=Path, help="run directory")
+    evaluate.add_argument("--data", help="data (default: what the run was trained on)")
+    evaluate.add_argument("--k-max", type=int, default=30, help="largest k of the truncation curve (default 30)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(func=run_eval)
+
+    report = commands.add_parser("report", help="HTML report: eigen-images, spectra, truncation, adversarial mask")
+    report.add_argument("run", type=Path, help="run directory")
+    report.add_argument("--data", help="data (default: what the run was trained on)")
+    report.add_argument("--out", type=Path, default=Path("report.html"), help="output HTML file (default report.html)")
+    report.add_argument("--target", type=int, default=0, help="class the adversarial mask aims at (default 0)")
+    report.set_defaults(func=run_report)
+    return p
+
+
+def _load(args: argparse.Namespace):
+    """The run's model and data (the run's own data unless --data is given), checked against each other."""
+    from tl_bilinear.image import load_classifier, load_data, read_run
+
+    model = load_classifier(args.run)
+    data = load_data(args.data or read_run(args.run).get("data", "digits"))
+    if data.image_shape != model.cfg.image_shape or data.n_classes != model.cfg.n_classes:
+        raise ValueError(
+            f"{args.run} takes {model.cfg.image_shape} images in {model.cfg.n_classes} classes but {data.name} has "
+            f"{data.image_shape} images in {data.n_classes} classes; pass the --data it was trained on"
+        )
+    return model, data
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``image train``.
+
+    Raises:
+        FileExistsError: if the run directory exists and --force is not given.
+    """
+    from tl_bilinear.image import ClassifierConfig, TrainConfig, load_data, save_classifier, train_classifier
+
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists; pass --force to replace it or choose another --out")
+    data = load_data(args.data)
+    config = ClassifierConfig(
+        image_shape=data.image_shape,
+        n_classes=data.n_classes,
+        d_model=args.hidden,
+        n_layers=args.layers,
+        bias=args.bias,
+        residual=args.residual,
+        seed=args.seed,
+    )
+    batch_size = args.batch_size or min(2048, max(16, len(data.train_images) // 20))
+    train = TrainConfig(
+        epochs=args.epochs,
+        batch_size=batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        noise=args.noise,
+        seed=args.seed,
+    )
+    model, history = train_classifier(data, config, train)
+    save_classifier(model, args.out, data=args.data, train_config=vars(train), history=history)
+    sys.stdout.write(f"test accuracy {100 * history['test_accuracy'][-1]:.2f}%, saved {args.out}\n")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run ``image eval``: JSON with ``accuracy`` (0-1) and ``truncation`` ({k: accuracy}).
+
+    Raises:
+        ValueError: if --k-max is negative or larger than the input width.
+    """
+    from tl_bilinear.image import class_eigendecompose, truncation_curve
+
+    model, data = _load(args)
+    model = model.double()
+    ce = class_eigendecompose(model)
+    images = model.flatten(data.test_images.double())
+    if not 0 <= args.k_max <= ce.eig.k:
+        raise ValueError(f"--k-max {args.k_max} must be in [0, {ce.eig.k}] (the eigenvectors per class)")
+    curve = truncation_curve(ce, images, data.test_labels, range(args.k_max + 1))
+    accuracy = truncation_curve(ce, images, data.test_labels, [ce.eig.k])[ce.eig.k]
+    result = {"run": str(args.run), "data": data.name, "accuracy": accuracy, "truncation": curve}
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return 0
+    sys.stdout.write(f"test accuracy {100 * accuracy:.2f}% on {data.name}\ntop-k eigenvectors per class:\n")
+    for k, value in curve.items():
+        sys.stdout.write(f"  k={k:<3d} {100 * value:6.2f}%\n")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run ``image report``."""
+    from tl_bilinear.image import check_class
+    from tl_bilinear.image.report import image_report
+
+    model, data = _load(args)
+    check_class(model, args.target)
+    path = image_report(model, data, title=f"bilinear image classifier {args.run}", target=args.target).save(args.out)
+    sys.stdout.write(f"wrote {path}\n")
+    return 0
