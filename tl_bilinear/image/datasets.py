@@ -111,7 +111,12 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction!r} must be in (0, 1)")
-    from sklearn.datasets import load_digits as sklearn_digits
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError(
+            "the 8x8 digits come with scikit-learn: pip install 'tl-bilinear[image]' (or load MNIST from files)"
+        ) from None
 
     bunch = sklearn_digits()
     order = np.random.default_rng(seed).permutation(len(bunch.images))

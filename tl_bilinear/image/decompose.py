@@ -57,7 +57,7 @@ class ClassEigen:
         Raises:
             ValueError: if k is out of range or x has the wrong width.
         """
-        out = self.eig.reconstruct(x, k)
+        out = (self.eig if k is None else self.eig.truncate(k)).reconstruct(x)  # only the k pairs used
         if self.linear is not None:
             out = out + x.to(self.linear.dtype) @ self.linear.T
         return out
