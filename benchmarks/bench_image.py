@@ -95,16 +95,13 @@ def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -
 
 
 def analyse(data, model, adversarial: bool) -> dict:
-    model = model.double()
-    ce = class_eigendecompose(model)
+    ce = class_eigendecompose(model, dtype=torch.float64)  # float64 decomposition, float32 attack forwards
     images, labels = data.test_images.double().flatten(1), data.test_labels
     curve = truncation_curve(ce, images, labels, range(31))
     full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
     out = {"truncation": curve, "full_accuracy": full, "loss_at_10_pp": 100 * (full - curve[10])}
     if adversarial:
-        attacks = [
-            mask_attack(model, ce, data.test_images.double(), labels, t, STRENGTHS) for t in range(data.n_classes)
-        ]
+        attacks = [mask_attack(model, ce, data.test_images, labels, t, STRENGTHS) for t in range(data.n_classes)]
         out["adversarial"] = {
             "strengths": list(STRENGTHS),
             "per_target": {
@@ -164,7 +161,7 @@ def main() -> None:
     if args.mnist and args.seeds > 1:
         runs = [train_and_measure(args.mnist, args, seed) for seed in range(1, args.seeds)]
         models += [run[1] for run in runs]
-        cosines = rank_matched_cosines([class_eigendecompose(m.double(), k=1) for m in models])
+        cosines = rank_matched_cosines([class_eigendecompose(m, k=1, dtype=torch.float64) for m in models])
         record(
             "consistency",
             {
