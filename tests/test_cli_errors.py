@@ -6,19 +6,12 @@ Every case here fails before any training starts, so the file runs in seconds.
 import pytest
 
 import tl_bilinear
-from tests.helpers.cli import run_main
+from tests.helpers.cli import one_clear_line, run_main
 from tl_bilinear.demo import DEMO_PRESET, demo_config
 
 
 def checkpoint_prompt_tokens(path, prompt):
     return tl_bilinear.load(path).to_tokens(prompt, truncate=False).shape[-1]
-
-
-def one_clear_line(status, err, *needles):
-    assert status == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.fixture(scope="module")

@@ -10,3 +10,11 @@ def run_main(*args, capsys):
     except SystemExit as exit_:
         status = exit_.code
     return status, capsys.readouterr().err
+
+
+def one_clear_line(status, err, *needles):
+    """Assert a usage error: exit status 2, one line on stderr, no traceback, every needle in it."""
+    assert status == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err

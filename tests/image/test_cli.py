@@ -4,16 +4,9 @@ import json
 
 import pytest
 
-from tests.helpers.cli import run_main
+from tests.helpers.cli import one_clear_line, run_main
 from tl_bilinear import cli
 from tl_bilinear.image import load_classifier
-
-
-def one_clear_line(status, err, *needles):
-    assert status == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.fixture(scope="module")

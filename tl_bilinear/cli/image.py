@@ -36,19 +36,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--force", action="store_true", help="replace an existing run directory")
     train.set_defaults(func=run_train)
 
-    evaluate = commands.add_parser("eval", help="test accuracy and the truncation curve of a run")
-    evaluate.add_argument("run", type=Path, help="run directory")
-    evaluate.add_argument("--data", help="data (default: what the run was trained on)")
+    evaluate = _run_parser(commands, "eval", "test accuracy and the truncation curve of a run")
     evaluate.add_argument("--k-max", type=int, default=30, help="largest k of the truncation curve (default 30)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=run_eval)
 
-    report = commands.add_parser("report", help="HTML report: eigen-images, spectra, truncation, adversarial mask")
-    report.add_argument("run", type=Path, help="run directory")
-    report.add_argument("--data", help="data (default: what the run was trained on)")
+    report = _run_parser(commands, "report", "HTML report: eigen-images, spectra, truncation, adversarial mask")
     report.add_argument("--out", type=Path, default=Path("report.html"), help="output HTML file (default report.html)")
     report.add_argument("--target", type=int, default=0, help="class the adversarial mask aims at (default 0)")
     report.set_defaults(func=run_report)
+    return p
+
+
+def _run_parser(commands: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand that reads a saved run (and, optionally, other data)."""
+    p = commands.add_parser(name, help=help_text)
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--data", help="data (default: what the run was trained on)")
     return p
 
 
