@@ -2,10 +2,11 @@
 
     python benchmarks/bench_image.py --mnist /path/to/mnist.pkl.gz --fashion fashion --json out.json
 
-Sections (each written to the JSON as soon as it is done): toy AND eigenpairs; full MNIST
-(training time per epoch, test accuracy, truncation curve k = 0..30, adversarial eigen-masks
-against permuted masks for every target class); Fashion-MNIST (accuracy, truncation); the
-consistency of the top eigenvector per class across seeds on MNIST. Prints the CPU model,
+Sections (``--sections``; each written to the JSON as soon as it is done): toy AND eigenpairs;
+full MNIST (training time per epoch, test accuracy, truncation curve k = 0..30); Fashion-MNIST
+(the same); the consistency of the top eigenvector per class across seeds on MNIST; adversarial
+eigen-masks against permuted masks for every target class, on an MNIST model trained with
+``--adversarial-noise``. Models saved under ``--save`` are reused by later runs. Prints the CPU model,
 its ISA flags and the load average next to every timing.
 """
 
@@ -25,16 +26,19 @@ from tl_bilinear.image import (
     ClassifierConfig,
     TrainConfig,
     class_eigendecompose,
+    load_classifier,
     load_data,
     mask_attack,
     rank_matched_cosines,
+    read_run,
     save_classifier,
     train_classifier,
     truncation_curve,
 )
 from tl_bilinear.toy import train_gates
 
-STRENGTHS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+SECTIONS = ("toy", "mnist", "fashion", "consistency", "adversarial")
+STRENGTHS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 40.0)  # L2 norms; a test image has norm ~9
 
 
 def machine() -> dict:
@@ -75,8 +79,12 @@ def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -
     config = ClassifierConfig(image_shape=data.image_shape, n_classes=data.n_classes, d_model=args.d_model, seed=seed)
     train = TrainConfig(epochs=args.epochs, noise=args.noise, seed=seed, progress=False)
     start, load_before = time.perf_counter(), machine()["loadavg"]
-    model, history = train_classifier(data, config, train)
-    seconds = time.perf_counter() - start
+    if out is not None and (out / "classifier.json").exists():  # --save of an earlier run: reuse its model
+        model, history = load_classifier(out), read_run(out)["history"]
+        seconds, load_before = sum(history["seconds"]), "(reused: see the run that trained it)"
+    else:
+        model, history = train_classifier(data, config, train)
+        seconds = time.perf_counter() - start
     if out is not None:
         save_classifier(model, out, data=spec, history=history)
     result = {
@@ -90,44 +98,37 @@ def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -
         "loadavg_before": load_before,
         "loadavg_after": machine()["loadavg"],
         "test_accuracy": history["test_accuracy"][-1],
+        "epoch_seconds": history["seconds"],
     }
     return data, model, result
 
 
-def analyse(data, model, adversarial: bool) -> dict:
-    ce = class_eigendecompose(model, dtype=torch.float64)  # float64 decomposition, float32 attack forwards
+def analyse(data, model) -> dict:
+    """Test accuracy from the decomposition and the truncation curve k = 0..30."""
+    ce = class_eigendecompose(model, dtype=torch.float64)
     images, labels = data.test_images.double().flatten(1), data.test_labels
     curve = truncation_curve(ce, images, labels, range(31))
     full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
-    out = {"truncation": curve, "full_accuracy": full, "loss_at_10_pp": 100 * (full - curve[10])}
-    if adversarial:
-        attacks = [mask_attack(model, ce, data.test_images, labels, t, STRENGTHS) for t in range(data.n_classes)]
-        out["adversarial"] = {
-            "strengths": list(STRENGTHS),
-            "per_target": {
-                a.target: {
-                    k: getattr(a, k)
-                    for k in ("accuracy_eigen", "accuracy_permuted", "target_rate_eigen", "target_rate_permuted")
-                }
-                for a in attacks
-            },
-            "eigen_beats_permuted_everywhere": all(
-                e < p for a in attacks for e, p in zip(a.accuracy_eigen, a.accuracy_permuted)
-            ),
-            "mean_accuracy_eigen": [
-                sum(a.accuracy_eigen[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
-            ],
-            "mean_accuracy_permuted": [
-                sum(a.accuracy_permuted[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
-            ],
-            "mean_target_rate_eigen": [
-                sum(a.target_rate_eigen[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
-            ],
-            "mean_target_rate_permuted": [
-                sum(a.target_rate_permuted[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))
-            ],
-        }
-    return out
+    return {"truncation": curve, "full_accuracy": full, "loss_at_10_pp": 100 * (full - curve[10])}
+
+
+def adversarial(data, model) -> dict:
+    """Eigen-masks (top-10 positive eigenvectors per class) against permuted masks, every target class."""
+    ce = class_eigendecompose(model, dtype=torch.float64)  # float64 decomposition, float32 forwards
+    labels = data.test_labels
+    attacks = [mask_attack(model, ce, data.test_images, labels, t, STRENGTHS) for t in range(data.n_classes)]
+    fields = ("accuracy_eigen", "accuracy_permuted", "target_rate_eigen", "target_rate_permuted")
+    return {
+        "strengths": list(STRENGTHS),
+        "per_target": {a.target: {f: getattr(a, f) for f in fields} for a in attacks},
+        "eigen_beats_permuted_everywhere": all(
+            e < p for a in attacks for e, p in zip(a.accuracy_eigen, a.accuracy_permuted)
+        ),
+        **{
+            f"mean_{f}": [sum(getattr(a, f)[i] for a in attacks) / len(attacks) for i in range(len(STRENGTHS))]
+            for f in fields
+        },
+    }
 
 
 def main() -> None:
@@ -138,9 +139,14 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--seeds", type=int, default=3, help="models for the consistency section (0 skips it)")
-    parser.add_argument("--save", type=Path, help="folder to save the trained models in")
+    parser.add_argument(
+        "--save", type=Path, help="folder to save the trained models in (models already there are reused)"
+    )
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {SECTIONS}")
+    parser.add_argument("--adversarial-noise", type=float, default=0.0, help="input noise of the attacked model")
     args = parser.parse_args()
+    sections = args.sections.split(",")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     results = {"machine": machine(), "command": " ".join(os.sys.argv)}
 
@@ -149,19 +155,23 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
         logging.info("%s: %s", name, json.dumps(value)[:2000])
 
-    record("toy_and", toy_and())
-    models = []
-    if args.mnist:
-        data, model, result = train_and_measure(args.mnist, args, 0, args.save and args.save / "mnist")
-        models.append(model)
-        record("mnist", {**result, **analyse(data, model, adversarial=True)})
-    if args.fashion:
-        data, model, result = train_and_measure(args.fashion, args, 0, args.save and args.save / "fashion")
-        record("fashion", {**result, **analyse(data, model, adversarial=False)})
-    if args.mnist and args.seeds > 1:
-        runs = [train_and_measure(args.mnist, args, seed) for seed in range(1, args.seeds)]
-        models += [run[1] for run in runs]
-        cosines = rank_matched_cosines([class_eigendecompose(m, k=1, dtype=torch.float64) for m in models])
+    def saved(name):
+        return args.save and args.save / name
+
+    if "toy" in sections:
+        record("toy_and", toy_and())
+    if args.mnist and "mnist" in sections:
+        data, model, result = train_and_measure(args.mnist, args, 0, saved("mnist"))
+        record("mnist", {**result, **analyse(data, model)})
+    if args.fashion and "fashion" in sections:
+        data, model, result = train_and_measure(args.fashion, args, 0, saved("fashion"))
+        record("fashion", {**result, **analyse(data, model)})
+    if args.mnist and "consistency" in sections and args.seeds > 1:
+        runs = [
+            train_and_measure(args.mnist, args, seed, saved(f"mnist-seed{seed}" if seed else "mnist"))
+            for seed in range(args.seeds)
+        ]
+        cosines = rank_matched_cosines([class_eigendecompose(r[1], k=1, dtype=torch.float64) for r in runs])
         record(
             "consistency",
             {
@@ -171,6 +181,10 @@ def main() -> None:
                 "accuracies": [r[2]["test_accuracy"] for r in runs],
             },
         )
+    if args.mnist and "adversarial" in sections:
+        attacked = argparse.Namespace(**{**vars(args), "noise": args.adversarial_noise})
+        data, model, result = train_and_measure(args.mnist, attacked, 0, saved(f"mnist-noise{args.adversarial_noise}"))
+        record("adversarial", {**result, **adversarial(data, model)})
     record("machine_end", machine())
 
 
