@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tl_bilinear.image import (
+    ClassifierConfig,
     accuracy,
     challenge_data,
     challenge_task,
@@ -14,6 +15,8 @@ from tl_bilinear.image import (
     mask_attack,
     rank_matched_cosines,
     regularisation_metrics,
+    regularisation_sweep,
+    seed_consistency,
     truncation_curve,
 )
 from tl_bilinear.image.adversarial import _positive_eigenvectors
@@ -124,3 +127,14 @@ def test_challenge_task_recovers_the_target(digits):
     assert result.cosine > 0.8
     with pytest.raises(ValueError, match="target must be a"):
         challenge_data(target * 3, 10)
+
+
+def test_sweep_and_seed_consistency_train_one_model_per_setting(digits):
+    config = ClassifierConfig(image_shape=(8, 8), d_model=16)
+    train = TrainConfig(epochs=3, batch_size=128, progress=False)
+    rows = regularisation_sweep(digits, noises=[0.0, 0.5], weight_decays=[0.5], model_config=config, train_config=train)
+    assert [(r["noise"], r["weight_decay"]) for r in rows] == [(0.0, 0.5), (0.5, 0.5)]
+    assert all({"accuracy", "effective_rank", "sparsity"} <= set(r) for r in rows)
+    models, cosines = seed_consistency(digits, [0, 1], config, train, rank=2)
+    assert [m.cfg.seed for m in models] == [0, 1] and cosines.shape == (1, 10, 2)
+    assert not torch.equal(models[0].W_E, models[1].W_E)
