@@ -121,3 +121,9 @@ def test_unknown_data_spec_lists_the_forms(spec):
     with pytest.raises(ValueError, match="digits.*fashion=DIR.*mnist=DIR") as error:
         load_data(spec)
     assert all(form in str(error.value) for form in DATA_FORMS)
+
+
+def test_hub_offline_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="hub:nobody/nothing could not be loaded .*offline, use digits"):
+        load_data("hub:nobody/nothing")

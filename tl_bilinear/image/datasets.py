@@ -196,9 +196,16 @@ def _load_path(path: Path, classes: tuple[str, ...]) -> ImageData:
 
 
 def _load_hub(name: str) -> ImageData:
-    from datasets import load_dataset  # the dev extra; needs the network the first time
-
-    parts = load_dataset(name)
+    try:
+        from datasets import load_dataset  # the dev extra; needs the network the first time
+    except ImportError:
+        raise ImportError(f"hub:{name} needs the datasets package: pip install datasets") from None
+    try:
+        parts = load_dataset(name)
+    except ConnectionError as error:
+        raise FileNotFoundError(
+            f"hub:{name} could not be loaded ({error}); offline, use digits or local files"
+        ) from None
 
     def split(part):
         images = np.stack([np.asarray(image, dtype=np.float32) for image in part["image"]])
@@ -209,7 +216,12 @@ def _load_hub(name: str) -> ImageData:
 
 
 def _load_torchvision(spec: str) -> ImageData:
-    import torchvision  # optional; downloads on first use
+    try:
+        import torchvision  # optional; downloads on first use
+    except ImportError:
+        raise ImportError(
+            f"torchvision:{spec} needs torchvision (pip install torchvision), or use local files"
+        ) from None
 
     name, _, root = spec.partition("=")
     classes = {
