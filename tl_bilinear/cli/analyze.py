@@ -71,6 +71,18 @@ def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
     raise ValueError(f"{flag} {token!r} is not a single token of this model's vocabulary.{hint}")
 
 
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"--text {path} does not exist")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"--text {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); give a UTF-8 text file"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``analyze`` with parsed arguments.
 
@@ -82,13 +94,23 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         FileNotFoundError: for a missing checkpoint or text file.
-        ValueError / IndexError: for an unknown token (near matches suggested) or a
-            layer out of range.
+        IsADirectoryError: for an ``--out`` that is a directory (checked before any computation).
+        ValueError / IndexError: for an unknown token (near matches suggested), ``--vs``
+            equal to ``--token``, a ``--text`` that is not UTF-8, or a layer out of range.
     """
     import tl_bilinear
     from tl_bilinear.analysis.directions import vocab_strings
     from tl_bilinear.viz.report import analysis_report
 
+    if args.out.is_dir():
+        raise IsADirectoryError(
+            f"--out {str(args.out)!r} is a directory; give the report's file name, e.g. {str(args.out / 'report.html')!r}"
+        )
+    if args.vs is not None and args.vs == args.token:
+        raise ValueError(
+            f"--vs {args.vs!r} is the same token as --token: the contrast is zero; pick another --vs or drop it"
+        )
+    text = _read_text(args.text) if args.text is not None else None
     model = tl_bilinear.load(args.checkpoint)
     n_layers = model.cfg.n_layers
     if not 0 <= args.layer < n_layers:
@@ -102,11 +124,6 @@ def run(args: argparse.Namespace) -> int:
     _check_token(vocab, args.token, "--token")
     if args.vs is not None:
         _check_token(vocab, args.vs, "--vs")
-    text = None
-    if args.text is not None:
-        if not args.text.is_file():
-            raise FileNotFoundError(f"--text {args.text} does not exist")
-        text = args.text.read_text(encoding="utf-8")
     dataset = _dataset(model, args.dataset, args.batch_size)
     report = analysis_report(
         model,
