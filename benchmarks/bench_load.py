@@ -59,6 +59,7 @@ def main() -> None:
     )
     model = tl_bilinear.make_model(args.preset, d_vocab=len(tokenizer), seed=0)
     path = tl_bilinear.save(model, tmp / "ckpt", tokenizer=tokenizer)
+    load_before = os.getloadavg()
     times: dict[str, list[float]] = {"baseline": [], "validated": []}
     for _ in range(args.repeats):
         for name, load in (("baseline", baseline_load), ("validated", tl_bilinear.load)):
@@ -66,8 +67,8 @@ def main() -> None:
             load(path)
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"cpu: {cpu()}; load average before/after: see below; preset {args.preset}, {args.repeats} repeats")
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"cpu: {cpu()}; preset {args.preset}, {args.repeats} repeats of each, alternating")
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     for name, value in median.items():
         print(f"{name:10s} median {value * 1e3:8.1f} ms  (min {min(times[name]) * 1e3:.1f} ms)")
     print(f"ratio validated / baseline (medians): {median['validated'] / median['baseline']:.3f}")
