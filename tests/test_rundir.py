@@ -109,7 +109,7 @@ def wait_for(condition, *processes, timeout=300.0):
         time.sleep(0.05)
 
 
-def test_one_writer_per_run_and_readers_never_disturb_a_save_every_step(tmp_path, tokenizer_dir):
+def test_one_writer_per_run_and_readers_never_disturb_a_save_every_step(tmp_path, tokenizer_dir, capsys):
     out = tmp_path / "run"
     flags = [*tiny_train_flags(tokenizer_dir), "--tokens", "10M", "--save-every", 1, "--log-every", 1]
     both = [tl_process("train", "--out", out, *flags, "--lr", lr) for lr in ("3e-3", "1e-3")]  # started together
@@ -123,6 +123,11 @@ def test_one_writer_per_run_and_readers_never_disturb_a_save_every_step(tmp_path
         for _ in range(20):  # a reader loops while the trainer saves every step: it never disturbs the trainer
             tl_bilinear.load(out)
             time.sleep(0.05)
+        for command in (  # other writers into the run are refused too, before any computation
+            ["tokenizer", "--out", out / "tokenizer", "--overwrite"],
+            ["analyze", out, "--layer", 0, "--token", "a", "--out", out / "report.html"],
+        ):
+            one_clear_line(*run_main(*command, capsys=capsys), f"pid {winner.pid}")
         assert winner.poll() is None  # still training
     finally:
         for process in both:

@@ -125,7 +125,11 @@ def run_lock(directory: str | os.PathLike, command: str) -> Iterator[Path]:
         finally:
             _held[key] -= 1
         return
-    fd = _acquire(path / LOCK_FILE, command)
+    try:
+        fd = _acquire(path / LOCK_FILE, command)
+    except RunLocked:
+        _remove_if_empty(path, created)
+        raise
     _held[key] = 1
     try:
         yield path
@@ -133,11 +137,15 @@ def run_lock(directory: str | os.PathLike, command: str) -> Iterator[Path]:
         del _held[key]
         (path / LOCK_FILE).unlink(missing_ok=True)
         os.close(fd)
-        if created:
-            try:
-                path.rmdir()
-            except OSError:
-                pass  # not empty: keep it
+        _remove_if_empty(path, created)
+
+
+def _remove_if_empty(path: Path, created: bool) -> None:
+    if created:
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty: keep it
 
 
 def run_contents(directory: str | os.PathLike) -> list[str]:

@@ -12,9 +12,11 @@ import argparse
 import difflib
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from tl_bilinear.cli.args import parse_count
+from tl_bilinear.rundir import enclosing_run, run_contents, run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,12 @@ def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
     raise ValueError(f"{flag} {token!r} is not a single token of this model's vocabulary.{hint}")
 
 
+def _out_lock(out: Path) -> AbstractContextManager:
+    """The writer lock of the run ``out`` lies in (none outside a run)."""
+    run = enclosing_run(out.parent)
+    return run_lock(run, "tl-bilinear analyze") if run_contents(run) else nullcontext()
+
+
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"--text {path} does not exist")
@@ -111,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             f"--vs {args.vs!r} is the same token as --token: the contrast is zero; pick another --vs or drop it"
         )
     text = _read_text(args.text) if args.text is not None else None
+    with _out_lock(args.out):
+        pass  # a writer (train, demo) holding --out's run refuses now, not after the computation
     model = tl_bilinear.load(args.checkpoint)
     n_layers = model.cfg.n_layers
     if not 0 <= args.layer < n_layers:
@@ -136,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         n_contexts=args.contexts,
         max_batches=args.max_batches,
     )
-    path = report.save(args.out)
+    with _out_lock(args.out):  # into a run: only while no other process writes it
+        path = report.save(args.out)
     logger.info("wrote %s", path)
     return 0
