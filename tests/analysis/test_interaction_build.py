@@ -5,7 +5,7 @@ import torch
 
 from tests.helpers.reference import paper_interaction_matrices, relative_error
 from tl_bilinear.analysis import BilinearWeights, interaction_matrices
-from tl_bilinear.analysis.interaction import packed_interactions, prepare, use_packed
+from tl_bilinear.analysis.interaction import packed_interactions, packed_is_faster, prepare
 
 
 def _weights(d, m, o, dtype=torch.float64, seed=0, branch_biases=False):
@@ -66,8 +66,8 @@ def test_float32_matches_float64():
 def test_automatic_choice_follows_the_flop_count():
     w, _ = prepare(_weights(64, 256, 64), None, torch.zeros(1, 64), torch.float32)
     # crossover near d_mlp d_out / (2 d_mlp - d_out) = 256 * 64 / 448 ~ 37 directions (+25% margin)
-    assert not use_packed(w, 8, torch.float32)
-    assert use_packed(w, 200, torch.float32)
+    assert not packed_is_faster(w, 8, torch.float32)
+    assert packed_is_faster(w, 200, torch.float32)
     U = torch.randn(200, 64, dtype=torch.float64)
     auto = interaction_matrices(w, None, U)
     assert relative_error(auto, interaction_matrices(w, None, U, build="direct")) < 1e-5

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from tl_bilinear.analysis.lanczos import _ritz, bilinear_matvec, guard_pairs, lanczos_topk
+from tl_bilinear.analysis.interaction import bilinear_matvec
+from tl_bilinear.analysis.lanczos import guard_pairs, lanczos_topk
+from tl_bilinear.analysis.tridiagonal import ritz
 
 
 def explicit_matvec(Q, calls=None):
@@ -140,7 +142,7 @@ def test_residual_estimate_is_the_true_residual():
             w = w - V[: j + 1].T @ (V[: j + 1] @ w)
         beta[j] = w.norm()
         V[j + 1] = w / beta[j]
-    theta, Y, res = _ritz(alpha[None], beta[None], 5)
+    theta, Y, res = ritz(alpha[None], beta[None], 5)
     X = (V[:s].T @ Y[0]).T  # Ritz vectors [5, 60]
     true = (X @ Q - theta[0, :, None] * X).norm(dim=1)
     assert torch.allclose(res[0], true, rtol=1e-6, atol=1e-12)
