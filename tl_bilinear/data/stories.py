@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 
+from tl_bilinear.checks import check_int
 from tl_bilinear.data import lexicon as L
 from tl_bilinear.data import story_templates as T
 
@@ -168,10 +169,8 @@ def _context(rng: random.Random) -> dict[str, str]:
 
 
 def _check_args(index: int, seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < _MAX_INDEX:
-        raise ValueError(f"story index must be an integer in [0, 2**64), got {index!r}")
+    check_int("seed", seed, low=0)
+    check_int("index", index, low=0, high=_MAX_INDEX - 1)
 
 
 def _story(rng: random.Random) -> str:
