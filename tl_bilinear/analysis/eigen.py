@@ -155,7 +155,7 @@ def _dense_topk(builder: InteractionBuilder, directions: Tensor, k: int, progres
     return torch.cat(values), torch.cat(vectors)
 
 
-def use_lanczos(k: int, d_in: int) -> bool:
+def lanczos_is_faster(k: int, d_in: int) -> bool:
     """The automatic choice: matrix-free Lanczos when few eigenpairs of a wide layer are wanted.
 
     Measured (benchmarks/bench_eigen.py: ts-medium shape, d_in 512, d_mlp 2048, top 16 of
@@ -190,7 +190,7 @@ def eigendecompose(
         method: "dense" builds each Q and runs ``torch.linalg.eigh``; "lanczos" runs a
             batched matrix-free Lanczos that never forms Q and checks convergence, falling
             back to the dense route for any direction that did not converge; "auto" uses Lanczos when
-            ``4 k <= d_in`` and ``d_in >= 64`` (see ``use_lanczos``), else dense. Every
+            ``4 k <= d_in`` and ``d_in >= 64`` (see ``lanczos_is_faster``), else dense. Every
             route that builds Q picks the faster build for the number of directions
             (``interaction.packed_is_faster``). No route returns unconverged pairs.
         dtype: float32 or float64 (default: float64 for float64 models, else float32).
@@ -214,7 +214,7 @@ def eigendecompose(
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method={method!r} must be 'auto', 'dense' or 'lanczos'")
     check_int("chunk_size", chunk_size, allow_none=True)
-    if method == "lanczos" or (method == "auto" and use_lanczos(k, d_in)):
+    if method == "lanczos" or (method == "auto" and lanczos_is_faster(k, d_in)):
         values, vectors, converged = lanczos_topk(
             bilinear_matvec(weights.W_gate, weights.W_in, hidden_coefficients(weights, directions)),
             len(directions),

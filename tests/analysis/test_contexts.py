@@ -5,7 +5,7 @@ import torch
 
 import tl_bilinear
 from tl_bilinear.analysis.activations import eigen_activations
-from tl_bilinear.analysis.topk import TopNMerger, top_activating_contexts
+from tl_bilinear.analysis.contexts import TopNMerger, top_activating_contexts
 
 
 @pytest.fixture(scope="module")
