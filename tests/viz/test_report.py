@@ -78,7 +78,7 @@ def test_analyze_command_writes_the_report(checkpoint, tmp_path, capsys):
     "args, message",
     [
         (["--layer", "7", "--token", " sad"], "--layer 7 is out of range"),
-        (["--layer", "0", "--token", " sadd"], "Near matches: ' sad'"),
+        (["--layer", "0", "--token", " sadd"], "near matches: ' sad'"),
         (["--layer", "0", "--token", " sad", "--vs", "hapy"], "--vs 'hapy'"),
     ],
 )

@@ -24,12 +24,13 @@ class Layer(int):
         return Layer, (int(self), self.n_layers)
 
 
-def check_layer(model: HookedTransformer, layer: int) -> Layer:
+def check_layer(model: HookedTransformer, layer: int, name: str = "layer") -> Layer:
     """Resolve ``layer`` as a valid layer index of ``model``, or raise a clear error.
 
     Args:
         model: the HookedTransformer.
         layer: a Python int in ``[0, n_layers)``, or a Layer resolved for a model of that depth.
+        name: how the caller calls the value (e.g. ``"--layer"``), to lead the message.
 
     Returns:
         The layer as a :class:`Layer`.
@@ -43,5 +44,5 @@ def check_layer(model: HookedTransformer, layer: int) -> Layer:
     not_int = isinstance(layer, bool) or not isinstance(layer, int)
     if not_int or not 0 <= layer < n_layers:
         hint = f"; it must be a Python int, not {type(layer).__name__} (pass int(layer))" if not_int else ""
-        raise IndexError(f"layer {layer!r} is out of range: the model has {n_layers} layers (0..{n_layers - 1}){hint}")
+        raise IndexError(f"{name} {layer!r} is out of range: the model has {n_layers} layers (0..{n_layers - 1}){hint}")
     return Layer(layer, n_layers)

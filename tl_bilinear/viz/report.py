@@ -89,10 +89,11 @@ def _direction(model: HookedTransformer, direction, versus, vocab: Vocabulary | 
     return f"{direction!r} minus {versus!r}", contrast_directions(model, direction, versus, vocab=vocab)[:1]
 
 
-def _subject(model: HookedTransformer, layer: int, direction, versus, k: int) -> _Subject:
+def _subject(model: HookedTransformer, layer: int, direction, versus, k: int, vocab: Vocabulary | None) -> _Subject:
     """Resolve the layer, decode the vocabulary and decompose the direction, once for the whole report."""
     layer = check_layer(model, layer)
-    vocab = vocabulary(model) if model.tokenizer is not None else None
+    if vocab is None and model.tokenizer is not None:
+        vocab = vocabulary(model)
     label, U = _direction(model, direction, versus, vocab)
     full = eigendecompose(model, layer, U, method="dense")
     k = max(1, min(k, full.k))
@@ -215,6 +216,7 @@ def analysis_report(
     text: str | Tensor | None = None,
     dataset: Iterable[Tensor] | None = None,
     *,
+    vocab: Vocabulary | None = None,
     k: int = 4,
     n_vocab_tokens: int = 8,
     n_contexts: int = 5,
@@ -233,6 +235,7 @@ def analysis_report(
         versus: optional token to contrast with (direction = ``W_U[a] - W_U[b]``).
         text: text (string or token ids) to show activations on; any length.
         dataset: iterable of [batch, pos] token batches for top-activating contexts.
+        vocab: the model's Vocabulary, if already built (default: decoded here, once).
         k: eigenvectors shown (largest |λ| first).
         n_vocab_tokens: direct-path tokens shown at each end.
         n_contexts: dataset contexts per eigenvector.
@@ -248,7 +251,7 @@ def analysis_report(
         IndexError: if the layer is out of range.
         ValueError: for an unknown token (with near matches) or bad sizes.
     """
-    subject = _subject(model, layer, direction, versus, k)
+    subject = _subject(model, layer, direction, versus, k, vocab)
     title = title or f"tl-bilinear: layer {subject.layer}, {subject.label}"
     doc = HTMLDocument(title=title)
     doc.add_text(title, "h1")
