@@ -1,10 +1,13 @@
-"""Eigenvector activations on text: exact totals, top-k reconstruction, windows."""
+"""Eigenvector activations on text: exact totals, top-k reconstruction, windows, direction forms."""
 
 import pytest
 import torch
 
-from tl_bilinear.analysis import eigendecompose
-from tl_bilinear.analysis.activations import eigen_activations, window_spans
+from tl_bilinear.analysis import (
+    eigen_activations,
+    eigendecompose,
+)
+from tl_bilinear.analysis.activations import window_spans
 
 
 def _tokens(batch, pos, seed=0):
@@ -107,3 +110,21 @@ def test_long_string_windows_repeat_bos(text_model):
     torch.testing.assert_close(acts.reconstruction, acts.total, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="repeats the BOS token"):
         eigen_activations(text_model, 1, U, text, k=None, overlap=n_ctx - 1)
+
+
+def test_numpy_vectors_are_directions_not_token_ids(text_model):
+    # a float numpy vector is a direction, not a list of token ids
+    u = text_model.W_U[:, 5].detach()
+    tokens = torch.tensor([0, 5, 9, 12])
+    acts = eigen_activations(text_model, 1, u.numpy(), tokens, k=None)
+    torch.testing.assert_close(acts.total, eigen_activations(text_model, 1, u, tokens, k=None).total)
+    # so are Python lists of floats; lists of ints and strings stay token ids / names
+    as_list = eigen_activations(text_model, 1, u.tolist(), tokens, k=None)
+    torch.testing.assert_close(as_list.total, acts.total.to(as_list.total.dtype))
+    by_id = eigen_activations(text_model, 1, [5], tokens, k=None)
+    torch.testing.assert_close(by_id.total, acts.total)
+
+
+def test_several_texts_in_a_list_say_how_to_pass_them(text_model):
+    with pytest.raises(ValueError, match=r"model.to_tokens\(texts\)"):
+        eigen_activations(text_model, 0, " happy", ["the dog", "the cat"])

@@ -44,5 +44,6 @@ def check_layer(model: HookedTransformer, layer: int, name: str = "layer") -> La
     not_int = isinstance(layer, bool) or not isinstance(layer, int)
     if not_int or not 0 <= layer < n_layers:
         hint = f"; it must be a Python int, not {type(layer).__name__} (pass int(layer))" if not_int else ""
-        raise IndexError(f"{name} {layer!r} is out of range: the model has {n_layers} layers (0..{n_layers - 1}){hint}")
+        layers = f"{n_layers} layer{'s' if n_layers != 1 else ''}"
+        raise IndexError(f"{name} {layer!r} is out of range: the model has {layers} (0..{n_layers - 1}){hint}")
     return Layer(layer, n_layers)

@@ -87,7 +87,11 @@ def _other(choose, seq, first):
 
 
 def _context(rng: random.Random) -> dict[str, str]:
-    """All slot values of one story."""
+    """All slot values of one story.
+
+    One long table of draws, kept in one function on purpose: the order of the draws
+    fixes every story of the corpus (tests/data/test_stories.py hashes it).
+    """
     r = rng.random
 
     c = _chooser(r)
@@ -170,6 +174,11 @@ def _check_args(index: int, seed: int) -> None:
 
 
 def _story(rng: random.Random) -> str:
+    """One story, paragraph by paragraph, from the slot values of :func:`_context`.
+
+    It reads top to bottom as the story does; like ``_context`` it stays one function
+    because the order of its draws fixes the corpus.
+    """
     r = rng.random
 
     c = _chooser(r)
