@@ -46,6 +46,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from tl_bilinear.analysis.tridiagonal import ritz
+from tl_bilinear.checks import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -334,13 +335,9 @@ def lanczos_topk(
             f"tol={tol} must lie in (0, {MAX_TOL}]: a looser residual no longer pins down which "
             "eigenvalues are the top k"
         )
-    if check_every is not None and check_every < 1:
-        raise ValueError(f"check_every={check_every} must be >= 1")
-    itemsize = torch.finfo(dtype).bits // 8
-    if batch_size is None:
-        batch_size = max(1, 2**30 // (d * itemsize * min(max_steps + 1, 4 * steps)))
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    check_int("check_every", check_every, allow_none=True)
+    if check_int("batch_size", batch_size, allow_none=True) is None:
+        batch_size = max(1, 2**30 // (d * torch.finfo(dtype).bits // 8 * min(max_steps + 1, 4 * steps)))
     device = torch.device("cpu") if device is None else torch.device(device)
     values = torch.zeros(n, k, dtype=dtype, device=device)
     vectors = torch.zeros(n, k, d, dtype=dtype, device=device)
