@@ -9,9 +9,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -65,14 +64,6 @@ def _dataset(model, name: str, batch_size: int) -> Iterable | None:
     return TokenBlockStream(name, model.tokenizer, model.cfg.n_ctx).batches(batch_size, drop_last=False)
 
 
-def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
-    if token in set(vocab):
-        return
-    near = difflib.get_close_matches(token, list(dict.fromkeys(vocab)), n=5, cutoff=0.6)
-    hint = f" Near matches: {', '.join(repr(t) for t in near)}." if near else ""
-    raise ValueError(f"{flag} {token!r} is not a single token of this model's vocabulary.{hint}")
-
-
 def _out_lock(out: Path) -> AbstractContextManager:
     """The writer lock of the run ``out`` lies in (none outside a run)."""
     run = enclosing_run(out.parent)
@@ -107,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             equal to ``--token``, a ``--text`` that is not UTF-8, or a layer out of range.
     """
     import tl_bilinear
-    from tl_bilinear.analysis.directions import vocab_strings
+    from tl_bilinear.analysis import check_layer, vocabulary
     from tl_bilinear.viz.report import analysis_report
 
     if args.out.is_dir():
@@ -122,24 +113,20 @@ def run(args: argparse.Namespace) -> int:
     with _out_lock(args.out):
         pass  # a writer (train, demo) holding --out's run refuses now, not after the computation
     model = tl_bilinear.load(args.checkpoint)
-    n_layers = model.cfg.n_layers
-    if not 0 <= args.layer < n_layers:
-        raise IndexError(
-            f"--layer {args.layer} is out of range: the model has {n_layers} layer"
-            f"{'s' if n_layers != 1 else ''} (0..{n_layers - 1})"
-        )
+    layer = check_layer(model, args.layer, name="--layer")
     if model.tokenizer is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer, so --token cannot be looked up")
-    vocab = vocab_strings(model)
-    _check_token(vocab, args.token, "--token")
+    vocab = vocabulary(model)
+    vocab.token_id(args.token, name="--token")
     if args.vs is not None:
-        _check_token(vocab, args.vs, "--vs")
+        vocab.token_id(args.vs, name="--vs")
     dataset = _dataset(model, args.dataset, args.batch_size)
     report = analysis_report(
         model,
-        args.layer,
+        layer,
         args.token,
         args.vs,
+        vocab=vocab,
         text=text,
         dataset=dataset,
         k=args.k,
