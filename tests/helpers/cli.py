@@ -13,7 +13,7 @@ def run_main(*args, capsys):
 
 
 def one_clear_line(status, err, *needles):
-    """Assert a usage error: exit status 2, one line on stderr, no traceback, every needle in it."""
+    """A refusal: exit 2, one line (no traceback) containing every needle."""
     assert status == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     for needle in needles:

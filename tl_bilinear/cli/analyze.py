@@ -9,12 +9,13 @@ Example::
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from tl_bilinear.cli.args import parse_count
+from tl_bilinear.rundir import enclosing_run, run_contents, run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +64,22 @@ def _dataset(model, name: str, batch_size: int) -> Iterable | None:
     return TokenBlockStream(name, model.tokenizer, model.cfg.n_ctx).batches(batch_size, drop_last=False)
 
 
-def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
-    if token in set(vocab):
-        return
-    near = difflib.get_close_matches(token, list(dict.fromkeys(vocab)), n=5, cutoff=0.6)
-    hint = f" Near matches: {', '.join(repr(t) for t in near)}." if near else ""
-    raise ValueError(f"{flag} {token!r} is not a single token of this model's vocabulary.{hint}")
+def _out_lock(out: Path) -> AbstractContextManager:
+    """The writer lock of the run ``out`` lies in (none outside a run)."""
+    run = enclosing_run(out.parent)
+    return run_lock(run, "tl-bilinear analyze") if run_contents(run) else nullcontext()
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"--text {path} does not exist")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"--text {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); give a UTF-8 text file"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,43 +93,47 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         FileNotFoundError: for a missing checkpoint or text file.
-        ValueError / IndexError: for an unknown token (near matches suggested) or a
-            layer out of range.
+        IsADirectoryError: for an ``--out`` that is a directory (checked before any computation).
+        ValueError / IndexError: for an unknown token (near matches suggested), ``--vs``
+            equal to ``--token``, a ``--text`` that is not UTF-8, or a layer out of range.
     """
     import tl_bilinear
-    from tl_bilinear.analysis.directions import vocab_strings
+    from tl_bilinear.analysis import check_layer, vocabulary
     from tl_bilinear.viz.report import analysis_report
 
-    model = tl_bilinear.load(args.checkpoint)
-    n_layers = model.cfg.n_layers
-    if not 0 <= args.layer < n_layers:
-        raise IndexError(
-            f"--layer {args.layer} is out of range: the model has {n_layers} layer"
-            f"{'s' if n_layers != 1 else ''} (0..{n_layers - 1})"
+    if args.out.is_dir():
+        raise IsADirectoryError(
+            f"--out {str(args.out)!r} is a directory; give the report's file name, e.g. {str(args.out / 'report.html')!r}"
         )
+    if args.vs is not None and args.vs == args.token:
+        raise ValueError(
+            f"--vs {args.vs!r} is the same token as --token: the contrast is zero; pick another --vs or drop it"
+        )
+    text = _read_text(args.text) if args.text is not None else None
+    with _out_lock(args.out):
+        pass  # a writer (train, demo) holding --out's run refuses now, not after the computation
+    model = tl_bilinear.load(args.checkpoint)
+    layer = check_layer(model, args.layer, name="--layer")
     if model.tokenizer is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer, so --token cannot be looked up")
-    vocab = vocab_strings(model)
-    _check_token(vocab, args.token, "--token")
+    vocab = vocabulary(model)
+    vocab.token_id(args.token, name="--token")
     if args.vs is not None:
-        _check_token(vocab, args.vs, "--vs")
-    text = None
-    if args.text is not None:
-        if not args.text.is_file():
-            raise FileNotFoundError(f"--text {args.text} does not exist")
-        text = args.text.read_text(encoding="utf-8")
+        vocab.token_id(args.vs, name="--vs")
     dataset = _dataset(model, args.dataset, args.batch_size)
     report = analysis_report(
         model,
-        args.layer,
+        layer,
         args.token,
         args.vs,
+        vocab=vocab,
         text=text,
         dataset=dataset,
         k=args.k,
         n_contexts=args.contexts,
         max_batches=args.max_batches,
     )
-    path = report.save(args.out)
+    with _out_lock(args.out):  # into a run: only while no other process writes it
+        path = report.save(args.out)
     logger.info("wrote %s", path)
     return 0
