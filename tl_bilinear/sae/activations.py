@@ -182,8 +182,8 @@ class ActivationBuffer:
         half = self.capacity // 2
         while self.filled >= self.batch_size:
             self.storage[: self.filled] = self.storage[torch.randperm(self.filled, generator=self.generator)]
-            served = half if more else self.filled
-            for start in range(0, served - self.batch_size + 1, self.batch_size):
+            served = (half if more else self.filled) // self.batch_size * self.batch_size
+            for start in range(0, served, self.batch_size):
                 yield self.storage[start : start + self.batch_size].clone()
             if not more:
                 return

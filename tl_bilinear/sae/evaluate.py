@@ -61,7 +61,7 @@ def evaluate_sae(model: HookedTransformer, sae: TopKSAE, hook_name: str, token_b
     for tokens in token_batches:
         tokens = tokens.to(model.cfg.device)
         loss, cache = model.run_with_cache(tokens, return_type="loss", names_filter=lambda name: name == hook_name)
-        x = read_activations(model, hook_name, cache).float()
+        x = read_activations(model, hook_name, cache).to(sae.W_enc.dtype)
         if x.shape[-1] != sae.d_in:
             raise ValueError(f"the SAE reads width {sae.d_in}, but {hook_name!r} has width {x.shape[-1]}")
         x = x.reshape(-1, x.shape[-1])
@@ -71,7 +71,7 @@ def evaluate_sae(model: HookedTransformer, sae: TopKSAE, hook_name: str, token_b
         total = x.sum(0) if total is None else total + x.sum(0)
         sums["n"] += len(x)
         sums["clean"] += loss.item()
-        spliced = splice_hook(model, hook_name, lambda a: sae(a.float()))
+        spliced = splice_hook(model, hook_name, lambda a: sae(a.to(sae.W_enc.dtype)))
         zero = splice_hook(model, hook_name, torch.zeros_like)
         sums["spliced"] += model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, spliced)]).item()
         sums["zero"] += model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, zero)]).item()
