@@ -153,7 +153,7 @@ def low_rank_correlation(
     return LowRankCorrelation(
         ks=torch.arange(1, max_k + 1),
         features=index[keep],
-        correlation=correlation[keep].float(),
+        correlation=correlation[keep],
         active_counts=counts,
         all_features=index,
         excluded=index[~keep],
