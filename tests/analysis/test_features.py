@@ -95,7 +95,10 @@ def test_input_feature_projections(tiny_model):
     D = in_sae.W_dec.detach()
     expected = torch.einsum("nkd,sd->nks", eig.eigenvectors, D / D.norm(dim=1, keepdim=True))
     torch.testing.assert_close(projections, expected)
-    assert top.shape == (24, 2, 3) and (expected.abs().gather(-1, top[..., :1]) == expected.abs().amax(-1, keepdim=True)).all()
+    assert (
+        top.shape == (24, 2, 3)
+        and (expected.abs().gather(-1, top[..., :1]) == expected.abs().amax(-1, keepdim=True)).all()
+    )
 
 
 def tokens_of(model, n=24):

@@ -28,7 +28,9 @@ def test_saelens_round_trip_without_saelens(tmp_path):
     sae = trained_like()
     save_saelens(sae, tmp_path / "sl")
     config = json.loads((tmp_path / "sl" / "cfg.json").read_text())
-    assert config["architecture"] == "topk" and config["k"] == 4 and config["metadata"]["hook_name"] == sae.cfg.hook_name
+    assert (
+        config["architecture"] == "topk" and config["k"] == 4 and config["metadata"]["hook_name"] == sae.cfg.hook_name
+    )
     back = load_saelens(tmp_path / "sl")
     x = positive_inputs(sae)
     torch.testing.assert_close(back.encode(x), sae.encode(x))
@@ -76,7 +78,11 @@ def test_against_real_saelens(tmp_path):
 def test_paper_layout(tmp_path):
     d_model, d_sae = 12, 48
     g = torch.Generator().manual_seed(3)
-    w_enc, w_dec, b_dec = torch.randn(d_sae, d_model, generator=g), torch.randn(d_model, d_sae, generator=g), torch.randn(d_model, generator=g)
+    w_enc, w_dec, b_dec = (
+        torch.randn(d_sae, d_model, generator=g),
+        torch.randn(d_model, d_sae, generator=g),
+        torch.randn(d_model, generator=g),
+    )
     folder = tmp_path / "snapshot" / "4-mlp-in-x4-k30"
     folder.mkdir(parents=True)
     save_file({"w_enc.weight": w_enc, "w_dec.weight": w_dec, "b_dec": b_dec}, str(folder / "model.safetensors"))
@@ -88,7 +94,10 @@ def test_paper_layout(tmp_path):
     values, indices = pre.topk(30, dim=-1)
     expected = torch.zeros_like(pre).scatter(-1, indices, values) @ w_dec.T + b_dec
     torch.testing.assert_close(sae(x), expected)
-    save_file({"w_enc.weight": w_enc, "w_dec.weight": w_dec[:, :5].contiguous(), "b_dec": b_dec}, str(folder / "model.safetensors"))
+    save_file(
+        {"w_enc.weight": w_enc, "w_dec.weight": w_dec[:, :5].contiguous(), "b_dec": b_dec},
+        str(folder / "model.safetensors"),
+    )
     with pytest.raises(ValueError, match=r"'w_dec.weight' has shape \(12, 5\), expected \(12, 48\)"):
         load_paper_sae(folder)
     with pytest.raises(FileNotFoundError, match="name a folder of the snapshot"):

@@ -10,7 +10,7 @@ through the weights lives in ``tl_bilinear.analysis`` (``feature_interactions``,
 from tl_bilinear.analysis import FeatureDictionary, as_dictionary
 from tl_bilinear.sae.activations import ActivationBuffer, collect_activations, resolve_hook, splice_hook
 from tl_bilinear.sae.evaluate import SAEMetrics, evaluate_sae
-from tl_bilinear.sae.formats import load_paper_sae, load_saelens, save_saelens
+from tl_bilinear.sae.formats import load_paper_sae, load_saelens, open_sae, save_saelens
 from tl_bilinear.sae.io import load_sae, save_sae
 from tl_bilinear.sae.model import SAEConfig, TopKSAE
 from tl_bilinear.sae.train import SAETrainConfig, SAETrainResult, train_sae
@@ -29,6 +29,7 @@ __all__ = [
     "load_paper_sae",
     "load_sae",
     "load_saelens",
+    "open_sae",
     "resolve_hook",
     "save_sae",
     "save_saelens",

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from tl_bilinear.analysis import as_dictionary
 from tl_bilinear.model import atomic_directory
-from tl_bilinear.sae.io import check_tensors, sae_from_tensors
+from tl_bilinear.sae.io import CONFIG_FILE, check_tensors, load_sae, sae_from_tensors
 from tl_bilinear.sae.model import SAEConfig, TopKSAE
 
 SAELENS_CONFIG = "cfg.json"
@@ -191,3 +191,30 @@ def load_paper_sae(
         hook_name = f"blocks.{layer}.ln2.hook_normalized"
     ours = {"W_enc": tensors["w_enc.weight"].T, "W_dec": tensors["w_dec.weight"].T, "b_dec": tensors["b_dec"]}
     return sae_from_tensors(SAEConfig(d_in, d_sae, k, hook_name, layer), ours, dtype)
+
+
+def open_sae(path: str | os.PathLike, dtype: torch.dtype | None = None) -> TopKSAE:
+    """Load an SAE directory of any supported format: ours, SAELens, or the paper's.
+
+    Args:
+        path: the directory.
+        dtype: parameter dtype (default: the saved one).
+
+    Returns:
+        The TopKSAE.
+
+    Raises:
+        FileNotFoundError: if the directory holds none of the three formats.
+        ValueError: as the loader of its format.
+    """
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return load_sae(path, dtype)
+    if (path / SAELENS_CONFIG).is_file():
+        return load_saelens(path, dtype)
+    if (path / PAPER_WEIGHTS).is_file():
+        return load_paper_sae(path, dtype=dtype)
+    raise FileNotFoundError(
+        f"{str(path)!r} holds no SAE: expected {CONFIG_FILE} (tl-bilinear), {SAELENS_CONFIG} (SAELens) "
+        f"or {PAPER_WEIGHTS} (the paper's release)"
+    )
