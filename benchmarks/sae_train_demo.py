@@ -11,15 +11,10 @@ import os
 import time
 
 import torch
+from bench_sae import cpu_line
 
 import tl_bilinear
 from tl_bilinear.sae import SAETrainConfig, train_sae
-
-
-def cpu() -> str:
-    with open("/proc/cpuinfo") as handle:
-        name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "?")
-    return name
 
 
 def main() -> None:
@@ -34,7 +29,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(2)
     model = tl_bilinear.load(args.run)
-    print(f"cpu: {cpu()}; load average at start: {os.getloadavg()}")
+    print(f"cpu: {cpu_line()}; load average at start: {os.getloadavg()}")
     for site in args.sites.split(","):
         cfg = SAETrainConfig(
             layer=args.layer, site=site, total_tokens=args.tokens, lr=args.lr, eval_every=100, eval_batches=8
