@@ -140,3 +140,16 @@ def test_low_rank_correlation_reports_silent_features(text_model):
     assert 5 not in result.features.tolist()
     assert torch.isfinite(result.correlation).all() and torch.isfinite(result.mean_curve()).all()
     assert result.fraction_above(2, 0.75) <= 1
+
+
+def test_negation_study_reads_the_matrix(text_model):
+    from tl_bilinear.sae.negation import negation_study
+
+    in_sae, out_sae = random_sae(32, 40, 4, 7), random_sae(32, 24, 4, 8)
+    study = negation_study(text_model, 1, in_sae, out_sae, top=2)
+    M = feature_interactions(text_model, 1, out_sae, study.output_feature, in_sae, dtype=torch.float64).matrices[0]
+    torch.testing.assert_close(study.cross, M[study.negation_features][:, study.sentiment_features])
+    torch.testing.assert_close(study.cross_scores, study.cross.abs() / study.scale)
+    assert len(study.top_eigenvalues) == 6 and study.texts == 72
+    with pytest.raises(ValueError, match="negated='both' must be 'pos' or 'neg'"):
+        negation_study(text_model, 1, in_sae, out_sae, negated="both")
