@@ -104,3 +104,16 @@ def test_paper_layout(tmp_path):
         load_paper_sae(tmp_path / "snapshot", "3-mlp-out-x4-k30")
     with pytest.raises(FileNotFoundError, match="neither a local directory nor a reachable hub repo"):
         load_paper_sae("tdooms/no-such-repo-here", "4-mlp-in-x4-k30")
+
+
+def test_open_sae_detects_the_format(tmp_path):
+    from tl_bilinear.sae import open_sae, save_sae
+
+    sae = trained_like()
+    save_sae(sae, tmp_path / "ours")
+    save_saelens(sae, tmp_path / "saelens")
+    x = positive_inputs(sae)
+    for name in ("ours", "saelens"):
+        torch.testing.assert_close(open_sae(tmp_path / name)(x), sae(x))
+    with pytest.raises(FileNotFoundError, match="holds no SAE"):
+        open_sae(tmp_path)
