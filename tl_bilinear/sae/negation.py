@@ -30,7 +30,7 @@ class NegationStudy:
         output_feature: the output feature most specific to the negated form.
         output_score: its mean activation on negated minus plain sentences.
         negation_features: input features most active on negated versus plain.
-        sentiment_features: input features most active on the feeling word in both forms.
+        sentiment_features: other input features most active on the feeling word in both forms.
         cross: [n_neg, n_sent] their entries in the output feature's ``D Q Dᵀ``.
         cross_scores: [n_neg, n_sent] ``|entry| / typical off-diagonal std``.
         best_cross_rank: rank of the strongest cross pair among all pairs of the matrix (0 = top).
@@ -103,7 +103,9 @@ def negation_study(
     feature = int(specific.argmax())
     in_not, in_plain = d_in.encode(x_not), d_in.encode(x_plain)  # [n, d_sae_in]
     negation = (in_not.mean(0) - in_plain.mean(0)).topk(top).indices
-    sentiment = torch.minimum(in_not.mean(0), in_plain.mean(0)).topk(top).indices
+    both = torch.minimum(in_not.mean(0), in_plain.mean(0))
+    both[negation] = -torch.inf  # a feature is counted as negation or as sentiment, not both
+    sentiment = both.topk(top).indices
     result = feature_interactions(model, layer, d_out, feature, d_in, top=1, dtype=torch.float64)
     M, scale = result.matrices[0], result.scale[0]
     cross = M[negation][:, sentiment]
