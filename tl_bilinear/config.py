@@ -55,6 +55,21 @@ def _validate(fields: dict[str, Any]) -> None:
             )
 
 
+def is_bias(name: str) -> bool:
+    """Whether a parameter (state-dict name) is a bias: its leaf name starts with ``b_``.
+
+    HookedTransformer has no switch to drop biases, so a bilinear model keeps them at
+    zero and frozen (``make_model``); parameter counts list them apart.
+
+    Args:
+        name: a parameter name such as ``"blocks.0.mlp.b_in"``.
+
+    Returns:
+        True for a bias.
+    """
+    return name.rsplit(".", 1)[-1].startswith("b_")
+
+
 def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
     """Build a HookedTransformerConfig with the paper's bilinear architecture.
 
