@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 import torch
 
+from tl_bilinear.rundir import refuse_existing_run, run_lock
 from tl_bilinear.train import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
@@ -213,28 +214,28 @@ def run_demo(
         The ``DemoResult``.
 
     Raises:
-        FileExistsError: if ``out_dir`` already holds a checkpoint.
+        FileExistsError: if ``out_dir`` already holds anything of a run (even a damaged one).
+        RunLocked: if another process is writing into ``out_dir``.
         KeyError: for an unknown preset (the message lists the known ones).
         ValueError: if ``minutes`` is not positive.
     """
     from tl_bilinear.config import get_preset
-    from tl_bilinear.data import TokenBlockStream, is_validation, iter_documents, unigram_entropy
-    from tl_bilinear.model import load, resolve_checkpoint
-    from tl_bilinear.train.loop import VAL_FRACTION
 
     if not minutes > 0:  # also NaN
         raise ValueError(f"--minutes {minutes} must be positive: the whole job's wall-clock budget (default 7)")
     if preset is not None:
         get_preset(preset)
-    try:
-        resolve_checkpoint(out_dir)
-    except FileNotFoundError:
-        pass  # nothing there yet: the usual case
-    else:
-        raise FileExistsError(
-            f"{str(out_dir)!r} already holds a trained run; the demo always starts a new one: "
-            "pass another --out, or delete that directory"
-        )
+    fix = "the demo always starts a new one: pass another --out, or delete that directory"
+    refuse_existing_run(out_dir, fix=fix)  # before the lock creates the directory
+    with run_lock(out_dir, "tl-bilinear demo"):
+        refuse_existing_run(out_dir, fix=fix)  # again, now that no other writer can change it
+        return _run_locked(out_dir, minutes, small, preset, max_tokens, stream, progress)
+
+
+def _run_locked(out_dir, minutes, small, preset, max_tokens, stream, progress) -> DemoResult:
+    from tl_bilinear.data import TokenBlockStream, is_validation, iter_documents, unigram_entropy
+    from tl_bilinear.model import load
+    from tl_bilinear.train.loop import VAL_FRACTION
 
     stream = stream or sys.stdout
     start = time.perf_counter()

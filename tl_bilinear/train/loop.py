@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -19,20 +20,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
-from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from tl_bilinear.checkpoint import load_weights
 from tl_bilinear.model import (
     RUN_CHECKPOINT,
-    WEIGHTS_FILE,
     atomic_directory,
     make_model,
     read_checkpoint_config,
     resolve_checkpoint,
     write_model_files,
 )
+from tl_bilinear.rundir import run_lock
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import TimeBudget
 from tl_bilinear.train.config import TrainConfig
@@ -96,9 +97,11 @@ class Trainer:
         tokenizer: a Hugging Face tokenizer to use instead of ``cfg.tokenizer``. With a
             ``stream_factory`` and no tokenizer anywhere, the data is taken as
             pre-tokenized and the checkpoint has no tokenizer.
+        overwrite: a new run deletes a previous run's files in ``cfg.out_dir`` instead of refusing.
 
     Raises:
-        FileExistsError: if ``cfg.out_dir`` already holds a checkpoint and ``resume`` is false.
+        FileExistsError: if ``cfg.out_dir`` already holds anything of a run (a checkpoint, even
+            a damaged one, metrics, a tokenizer), ``resume`` is false and ``overwrite`` too.
         ResumeMismatch: if ``resume`` and the saved run used a different config.
         ValueError: if the tokenizer's vocabulary size is not the model's ``d_vocab``.
     """
@@ -110,6 +113,7 @@ class Trainer:
         resume: bool = False,
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
         self.info = distributed.setup(cfg.device)
@@ -117,7 +121,7 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / RUN_CHECKPOINT
-        saved = check_resume(cfg, self.info.world_size, resume)
+        saved = check_resume(cfg, self.info.world_size, resume, is_main=self.info.is_main, overwrite=overwrite)
         if saved is not None and cfg.time_budget_s is not None:  # continue the saved run's plan
             self.cfg = cfg = dataclasses.replace(cfg, total_tokens=saved[1]["max_steps"] * cfg.tokens_per_step)
         pretokenized = stream_factory is not None and tokenizer is None and cfg.tokenizer is None
@@ -165,9 +169,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- set-up helpers
     def _restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
-        directory = resolve_checkpoint(self.out_dir)
-        weights = load_file(str(directory / WEIGHTS_FILE), device=str(self.info.device))
-        self.model.load_state_dict(weights, strict=False)
+        load_weights(self.model, resolve_checkpoint(self.out_dir), device=self.info.device)
         optimizer_from_files(self.optimizer, tensors, state["optimizer"])
         rng_from_files(tensors, state["rng"])
         self.step, self.tokens = state["step"], state["tokens"]
@@ -250,9 +252,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(
                 f"the loss became {loss_value} at step {self.step + 1}; training stopped before updating "
-                f"the weights. The last good checkpoint ({self._last_saved_desc()}) is kept in "
-                f"{str(self.ckpt_dir)!r}; resume it with a lower learning rate (now {self.cfg.lr}) or "
-                "more warm-up."
+                f"the weights. {self._diverged_advice()}"
             )
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
@@ -267,12 +267,20 @@ class Trainer:
         module = self._forward
         return getattr(module, "_orig_mod", module)
 
-    def _last_saved_desc(self) -> str:
+    def _diverged_advice(self) -> str:
+        """What is on disk after a divergence, and a fix that can be followed (--resume would repeat it)."""
+        fix = (
+            f"train again with a lower --lr (now {self.cfg.lr}) or more --warmup (now {self.cfg.warmup_steps}) "
+            f"in a new --out, or here with --overwrite"
+        )
         try:
             step = read_checkpoint_config(self.ckpt_dir).get("step")
-            return f"step {step}"
         except (FileNotFoundError, ValueError):
-            return "none written yet"
+            return f"No checkpoint was written yet; {fix}."
+        return (
+            f"The last good checkpoint (step {step}) is kept in {str(self.ckpt_dir)!r} and loads as it is; "
+            f"--resume would repeat the same steps, so {fix} (which replaces it)."
+        )
 
     def save_checkpoint(self, train_loss: float | None = None) -> None:
         """Write the model, tokenizer and training state to ``out_dir/checkpoint`` atomically.
@@ -408,12 +416,15 @@ class Trainer:
         )
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResult:
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> TrainResult:
     """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
+
+    Rank 0 holds the run directory's writer lock (``tl_bilinear.rundir.run_lock``) throughout.
 
     Args:
         cfg: the run's settings.
         resume: continue the run in ``cfg.out_dir`` exactly.
+        overwrite: replace a previous run in ``cfg.out_dir`` (deleting its files) instead of refusing.
         **kwargs: passed to ``Trainer`` (``stream_factory``, ``tokenizer``).
 
     Returns:
@@ -422,5 +433,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResu
     Raises:
         TrainingDiverged: on a non-finite loss.
         ResumeMismatch: if resuming a run with a different config.
+        FileExistsError: if ``cfg.out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        RunLocked: if another process is writing into ``cfg.out_dir``.
     """
-    return Trainer(cfg, resume=resume, **kwargs).run()
+    main = int(os.environ.get("RANK", "0")) == 0  # before the process group exists
+    with run_lock(cfg.out_dir, "tl-bilinear train") if main else contextlib.nullcontext():
+        return Trainer(cfg, resume=resume, overwrite=overwrite, **kwargs).run()

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from tl_bilinear.checkpoint import read_json_object, weight_shapes
+
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
 
@@ -138,13 +140,16 @@ def read_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     Raises:
         FileNotFoundError: if the directory has no training state (e.g. a model saved
             with ``tl_bilinear.save``).
+        CheckpointError: if a state file is damaged (invalid JSON, unreadable safetensors).
     """
     directory = Path(directory)
     if not (directory / STATE_JSON).is_file() or not (directory / STATE_TENSORS).is_file():
         raise FileNotFoundError(
             f"{directory} has no training state ({STATE_JSON}, {STATE_TENSORS}); it cannot be resumed"
         )
-    return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
+    state = read_json_object(directory / STATE_JSON)
+    weight_shapes(directory / STATE_TENSORS)  # a damaged file: one clear CheckpointError
+    return load_file(str(directory / STATE_TENSORS)), state
 
 
 def truncate_metrics(path: str | Path, step: int) -> None:
