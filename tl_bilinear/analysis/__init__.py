@@ -54,3 +54,21 @@ __all__ = [
     "vocab_strings",
     "vocabulary",
 ]
+
+# SAE-feature analyses import the core above through its public names, so they come last.
+from tl_bilinear.analysis.dictionary import FeatureDictionary, as_dictionary  # noqa: E402
+from tl_bilinear.analysis.features import FeatureInteractions, feature_interactions, input_feature_projections  # noqa: E402
+from tl_bilinear.analysis.lowrank import LowRankCorrelation, low_rank_correlation  # noqa: E402
+from tl_bilinear.analysis.spectra import FeatureSpectra, feature_spectra  # noqa: E402
+
+__all__ += [
+    "FeatureDictionary",
+    "FeatureInteractions",
+    "FeatureSpectra",
+    "LowRankCorrelation",
+    "as_dictionary",
+    "feature_interactions",
+    "feature_spectra",
+    "input_feature_projections",
+    "low_rank_correlation",
+]

@@ -1,0 +1,72 @@
+"""``tl-bilinear sae train`` and ``sae analyze`` in-process on a tiny saved model."""
+
+import json
+
+import pytest
+
+import tl_bilinear
+from tests.helpers.cli import run_main
+
+TINY = ["--tokens", "768", "--batch-size", "128", "--buffer", "256", "--k", "4", "--expansion", "2", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, text_model):
+    return tl_bilinear.save(text_model, tmp_path_factory.mktemp("ckpt") / "run", tokenizer=text_model.tokenizer)
+
+
+def test_train_then_analyze(checkpoint, tmp_path, capsys):
+    for site in ("mlp_in", "mlp_out"):
+        status, err = run_main(
+            "sae", "train", checkpoint, "--layer", 1, "--site", site, "--out", tmp_path / site, *TINY, capsys=capsys
+        )
+        assert status == 0, err
+    status, err = run_main(
+        "sae", "analyze", checkpoint, "--layer", 1, "--in-sae", tmp_path / "mlp_in", "--out-sae", tmp_path / "mlp_out",
+        "--out", tmp_path / "r.html", "--max-k", 8, "--batches", 2, "--features", 2, capsys=capsys,
+    )  # fmt: skip
+    assert status == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("Output feature") == 2 and "ColoredTokensMulti" in page and "rank 2" in page
+    assert "cdn.jsdelivr" not in page and "<img" in page
+
+
+def test_bad_hook_and_missing_sae(checkpoint, tmp_path, capsys):
+    status, err = run_main(
+        "sae",
+        "train",
+        checkpoint,
+        "--layer",
+        1,
+        "--site",
+        "blocks.1.hook_mlp_outt",
+        "--out",
+        tmp_path / "x",
+        *TINY,
+        capsys=capsys,
+    )
+    assert (
+        status == 2 and "close names" in err and "blocks.1.hook_mlp_out" in err and len(err.strip().splitlines()) == 1
+    )
+    status, err = run_main(
+        "sae",
+        "analyze",
+        checkpoint,
+        "--layer",
+        1,
+        "--in-sae",
+        tmp_path / "none",
+        "--out-sae",
+        tmp_path / "none",
+        capsys=capsys,
+    )
+    assert status == 2 and "holds no SAE" in err
+
+
+def test_train_prints_metrics(checkpoint, tmp_path, capsys):
+    status = tl_bilinear.cli.main(
+        ["sae", "train", str(checkpoint), "--layer", "0", "--out", str(tmp_path / "s"), *TINY]
+    )
+    assert status == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"variance_explained", "loss_recovered", "dead_fraction"} <= set(out)

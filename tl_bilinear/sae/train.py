@@ -1,0 +1,261 @@
+"""Training a TopK SAE on a model's activations (paper Table 4 settings by default).
+
+Adam at ``lr`` with cosine decay to ``final_lr``, batches of 4,096 activations from a
+shuffling buffer, decoder rows kept unit norm (gradient projected, then renormalised),
+``b_dec`` started at the mean of the first batch. A checkpoint directory holds the SAE
+(``save_sae`` layout), the optimizer state and the data-stream position; ``resume=True``
+continues from it (the buffer is refilled from the saved stream position, so the exact
+order of activations after a resume differs from an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from tl_bilinear.data import TokenBlockStream
+from tl_bilinear.model import atomic_directory
+from tl_bilinear.sae.activations import ActivationBuffer, hook_layer, resolve_hook
+from tl_bilinear.sae.evaluate import SAEMetrics, evaluate_sae
+from tl_bilinear.sae.io import WEIGHTS_FILE, check_tensors, read_sae_meta, sae_from_tensors, write_sae_files
+from tl_bilinear.sae.model import SAEConfig, TopKSAE
+from tl_bilinear.train.state import optimizer_from_files, read_state, truncate_metrics, write_state
+
+logger = logging.getLogger(__name__)
+METRICS_FILE = "metrics.jsonl"
+DEAD_FILE = "dead_features.safetensors"
+
+
+@dataclass
+class SAETrainConfig:
+    """Settings of one SAE training run.
+
+    Attributes:
+        layer: the layer whose site is read.
+        site: ``"mlp_in"``, ``"mlp_out"`` or any hook name of the model.
+        expansion: d_sae / d_in.
+        k: features kept per token.
+        lr: Adam learning rate (cosine decay to ``final_lr``).
+        final_lr: the learning rate at the last step.
+        batch_size: activations per step.
+        total_tokens: activations to train on.
+        buffer_tokens: activations held by the shuffling buffer.
+        model_batch_size: token blocks per model forward.
+        data: the text source (see ``tl_bilinear.data.iter_documents``).
+        seed: initialisation, shuffling and data seed.
+        eval_every: steps between evaluations (0: only at the end).
+        eval_batches: validation blocks batches per evaluation.
+        dead_tokens: a feature that has not fired in this many training activations is dead.
+        save_every: steps between checkpoints (0: only at the end).
+    """
+
+    layer: int
+    site: str = "mlp_in"
+    expansion: int = 4
+    k: int = 30
+    lr: float = 1e-4
+    final_lr: float = 2e-5
+    batch_size: int = 4096
+    total_tokens: int = 4_000_000
+    buffer_tokens: int = 65_536
+    model_batch_size: int = 16
+    data: str = "builtin"
+    seed: int = 0
+    eval_every: int = 200
+    eval_batches: int = 4
+    dead_tokens: int = 1_000_000
+    save_every: int = 0
+
+    def __post_init__(self):
+        for name in ("expansion", "k", "batch_size", "total_tokens", "buffer_tokens", "model_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive int")
+        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.final_lr) and self.final_lr >= 0):
+            raise ValueError(f"lr={self.lr} must be positive and final_lr={self.final_lr} non-negative (finite)")
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: ``total_tokens // batch_size`` (at least one)."""
+        return max(1, self.total_tokens // self.batch_size)
+
+
+@dataclass
+class SAETrainResult:
+    """What ``train_sae`` returns.
+
+    Attributes:
+        sae: the trained SAE.
+        hook_name: the hook it reads.
+        metrics: the last evaluation.
+        dead_fraction: share of features dead at the end.
+        history: every evaluation, with its step.
+    """
+
+    sae: TopKSAE
+    hook_name: str
+    metrics: SAEMetrics
+    dead_fraction: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def cosine_lr(cfg: SAETrainConfig, step: int) -> float:
+    """The learning rate at ``step``: cosine decay from ``cfg.lr`` to ``cfg.final_lr``."""
+    return cfg.final_lr + (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * step / cfg.steps)) / 2
+
+
+def _stream(model: HookedTransformer, cfg: SAETrainConfig, split: str) -> TokenBlockStream:
+    if model.tokenizer is None:
+        raise ValueError("the model has no tokenizer: load it with tl_bilinear.load from a checkpoint that has one")
+    return TokenBlockStream(cfg.data, model.tokenizer, model.cfg.n_ctx, split=split, seed=cfg.seed, repeat=True)
+
+
+def _validation(model: HookedTransformer, cfg: SAETrainConfig) -> list[torch.Tensor]:
+    batches = _stream(model, cfg, "validation").batches(cfg.model_batch_size)
+    return [next(batches) for _ in range(cfg.eval_batches)]
+
+
+def _save(out_dir, sae, optimizer, cfg, hook_name, step, stream, since_fired, metrics) -> None:
+    with atomic_directory(out_dir) as tmp:
+        write_sae_files(tmp, sae, {"train_config": asdict(cfg), "step": step, "metrics": metrics})
+        write_state(tmp, optimizer, {"step": step, "stream": stream.state_dict(), "hook_name": hook_name})
+        save_file({"since_fired": since_fired.contiguous()}, str(Path(tmp) / DEAD_FILE))
+        history = Path(out_dir) / METRICS_FILE
+        if history.exists():
+            (Path(tmp) / METRICS_FILE).write_text(history.read_text())
+
+
+def train_sae(
+    model: HookedTransformer,
+    cfg: SAETrainConfig,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> SAETrainResult:
+    """Train a TopK SAE on the activations at ``cfg.site`` of ``cfg.layer``.
+
+    Args:
+        model: the model (its weights are not changed).
+        cfg: the settings.
+        out_dir: checkpoint directory (None: nothing is saved).
+        resume: continue from the checkpoint in ``out_dir``.
+        progress: show a progress bar.
+
+    Returns:
+        The SAETrainResult.
+
+    Raises:
+        ValueError: for a bad hook name (close names listed), settings that do not match
+            a checkpoint being resumed, or a model without a tokenizer.
+        FileNotFoundError: if ``resume`` and there is no checkpoint.
+    """
+    hook_name = resolve_hook(model, cfg.layer, cfg.site)
+    if hook_layer(hook_name) not in (None, cfg.layer):
+        raise ValueError(f"hook {hook_name!r} is not in layer {cfg.layer}")
+    d_in = model.cfg.d_model
+    sae = TopKSAE(SAEConfig(d_in, cfg.expansion * d_in, cfg.k, hook_name, cfg.layer), seed=cfg.seed)
+    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr)
+    stream = _stream(model, cfg, "train")
+    since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
+    step, history = 0, []
+    if resume:
+        step = _restore(out_dir, cfg, sae, optimizer, stream, since_fired)
+        history = [json.loads(line) for line in (Path(out_dir) / METRICS_FILE).read_text().splitlines() if line]
+    torch.manual_seed(cfg.seed + step)
+    validation = _validation(model, cfg)
+    buffer = ActivationBuffer(
+        model,
+        hook_name,
+        stream.batches(cfg.model_batch_size),
+        batch_size=cfg.batch_size,
+        capacity=max(cfg.buffer_tokens, 2 * cfg.batch_size),
+        seed=cfg.seed + step,
+    )
+    metrics = None
+    bar = tqdm(total=cfg.steps, initial=step, desc="sae", disable=not progress, unit="step")
+    for x in buffer:
+        if step >= cfg.steps:
+            break
+        if step == 0:
+            with torch.no_grad():
+                sae.b_dec.copy_(x.mean(0))
+        values, indices = sae.encode_topk(x)
+        x_hat = torch.zeros(len(x), sae.d_sae).scatter_(-1, indices, values) @ sae.W_dec + sae.b_dec
+        loss = (x - x_hat).square().sum(-1).mean()
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(cfg, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.project_decoder_grad_()
+        optimizer.step()
+        sae.normalize_decoder_()
+        fired = torch.zeros(sae.d_sae, dtype=torch.bool)
+        fired[indices.flatten()] = True
+        since_fired = torch.where(fired, 0, since_fired + len(x))
+        step += 1
+        bar.update(1)
+        bar.set_postfix(mse=f"{loss.item():.4g}", dead=f"{(since_fired >= cfg.dead_tokens).float().mean():.2%}")
+        last = step == cfg.steps
+        if last or (cfg.eval_every and step % cfg.eval_every == 0):
+            metrics = evaluate_sae(model, sae, hook_name, validation)
+            record = {
+                "step": step,
+                **metrics.to_dict(),
+                "dead_fraction": (since_fired >= cfg.dead_tokens).float().mean().item(),
+            }
+            history.append(record)
+            logger.info("sae step %d: %s", step, record)
+            if out_dir is not None:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                with open(Path(out_dir) / METRICS_FILE, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+        if out_dir is not None and (last or (cfg.save_every and step % cfg.save_every == 0)):
+            _save(out_dir, sae, optimizer, cfg, hook_name, step, stream, since_fired, history[-1] if history else None)
+    bar.close()
+    if metrics is None:
+        metrics = evaluate_sae(model, sae, hook_name, validation)
+    return SAETrainResult(
+        sae=sae.eval(),
+        hook_name=hook_name,
+        metrics=metrics,
+        dead_fraction=(since_fired >= cfg.dead_tokens).float().mean().item(),
+        history=history,
+    )
+
+
+def _restore(out_dir, cfg, sae, optimizer, stream, since_fired) -> int:
+    """Load a checkpoint into the fresh objects; return its step."""
+    if out_dir is None:
+        raise ValueError("resume=True needs out_dir")
+    meta = read_sae_meta(out_dir)
+    saved = meta.get("train_config", {})
+    for key in ("layer", "site", "expansion", "k", "batch_size", "data", "seed"):
+        if saved.get(key) != getattr(cfg, key):
+            raise ValueError(
+                f"cannot resume: the checkpoint was trained with {key}={saved.get(key)!r}, this run has "
+                f"{key}={getattr(cfg, key)!r}; resume with the same settings"
+            )
+    tensors = load_file(str(Path(out_dir) / WEIGHTS_FILE))
+    check_tensors(
+        tensors, {"W_enc": (sae.d_in, sae.d_sae), "W_dec": (sae.d_sae, sae.d_in), "b_dec": (sae.d_in,)}, str(out_dir)
+    )
+    loaded = sae_from_tensors(sae.cfg, tensors)
+    sae.load_state_dict(loaded.state_dict())
+    state_tensors, state = read_state(out_dir)
+    optimizer_from_files(optimizer, state_tensors, state["optimizer"])
+    stream.load_state_dict(state["stream"])
+    step = int(state["step"])
+    since_fired.copy_(load_file(str(Path(out_dir) / DEAD_FILE))["since_fired"])
+    truncate_metrics(Path(out_dir) / METRICS_FILE, step)
+    return step
