@@ -26,6 +26,7 @@ from tl_bilinear.image import (
     ClassifierConfig,
     TrainConfig,
     class_eigendecompose,
+    hidden_decomposition,
     load_classifier,
     load_data,
     mask_attack,
@@ -76,8 +77,10 @@ def toy_and() -> dict:
 
 def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -> tuple:
     data = load_data(spec)
-    config = ClassifierConfig(image_shape=data.image_shape, n_classes=data.n_classes, d_model=args.d_model, seed=seed)
-    train = TrainConfig(epochs=args.epochs, noise=args.noise, seed=seed, progress=False)
+    config = ClassifierConfig(
+        image_shape=data.image_shape, n_classes=data.n_classes, d_model=args.d_model, residual=args.residual, seed=seed
+    )
+    train = TrainConfig(epochs=args.epochs, noise=args.noise, weight_decay=args.weight_decay, seed=seed, progress=False)
     start, load_before = time.perf_counter(), machine()["loadavg"]
     if out is not None and (out / "classifier.json").exists():  # --save of an earlier run: reuse its model
         model, history = load_classifier(out), read_run(out)["history"]
@@ -92,6 +95,8 @@ def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -
         "d_model": args.d_model,
         "epochs": args.epochs,
         "noise": args.noise,
+        "weight_decay": args.weight_decay,
+        "residual": args.residual,
         "seed": seed,
         "train_seconds": seconds,
         "seconds_per_epoch": seconds / args.epochs,
@@ -112,14 +117,19 @@ def analyse(data, model) -> dict:
     return {"truncation": curve, "full_accuracy": full, "loss_at_10_pp": 100 * (full - curve[10])}
 
 
-def adversarial(data, model) -> dict:
-    """Eigen-masks (top-10 positive eigenvectors per class) against permuted masks, every target class."""
-    ce = class_eigendecompose(model, dtype=torch.float64)  # float64 decomposition, float32 forwards
+def adversarial(data, model, rank: int | None) -> dict:
+    """Eigen-masks (encoders of the top-10 positive eigenvectors per class) against permuted masks, every target."""
+    ce = hidden_decomposition(model)  # float64 decomposition, float32 forwards
     labels = data.test_labels
-    attacks = [mask_attack(model, ce, data.test_images, labels, t, STRENGTHS) for t in range(data.n_classes)]
+    attacks = [
+        mask_attack(model, data.test_images, labels, t, STRENGTHS, k=10, rank=rank, ce=ce)
+        for t in range(data.n_classes)
+    ]
     fields = ("accuracy_eigen", "accuracy_permuted", "target_rate_eigen", "target_rate_permuted")
     return {
         "strengths": list(STRENGTHS),
+        "k": 10,
+        "rank": rank,
         "per_target": {a.target: {f: getattr(a, f) for f in fields} for a in attacks},
         "eigen_beats_permuted_everywhere": all(
             e < p for a in attacks for e, p in zip(a.accuracy_eigen, a.accuracy_permuted)
@@ -137,14 +147,22 @@ def main() -> None:
     parser.add_argument("--fashion", help="Fashion-MNIST data (e.g. 'fashion' for the Debian package)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--d-model", type=int, default=512)
-    parser.add_argument("--noise", type=float, default=0.5)
+    parser.add_argument("--noise", type=float, default=0.4)
+    parser.add_argument("--weight-decay", type=float, default=0.5)
+    parser.add_argument("--residual", action="store_true", help="residual bilinear layer")
     parser.add_argument("--seeds", type=int, default=3, help="models for the consistency section (0 skips it)")
     parser.add_argument(
         "--save", type=Path, help="folder to save the trained models in (models already there are reused)"
     )
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {SECTIONS}")
+    # the attacked model, as in the paper's adversarial notebook: residual, no weight decay, no input noise, 30 epochs
     parser.add_argument("--adversarial-noise", type=float, default=0.0, help="input noise of the attacked model")
+    parser.add_argument("--adversarial-weight-decay", type=float, default=0.0)
+    parser.add_argument("--adversarial-epochs", type=int, default=30)
+    parser.add_argument(
+        "--adversarial-rank", default="0", help="the target eigenvector whose encoder is the mask, or 'all'"
+    )
     args = parser.parse_args()
     sections = args.sections.split(",")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -182,9 +200,14 @@ def main() -> None:
             },
         )
     if args.mnist and "adversarial" in sections:
-        attacked = argparse.Namespace(**{**vars(args), "noise": args.adversarial_noise})
-        data, model, result = train_and_measure(args.mnist, attacked, 0, saved(f"mnist-noise{args.adversarial_noise}"))
-        record("adversarial", {**result, **adversarial(data, model)})
+        noise, wd, epochs = args.adversarial_noise, args.adversarial_weight_decay, args.adversarial_epochs
+        attacked = argparse.Namespace(
+            **{**vars(args), "noise": noise, "weight_decay": wd, "epochs": epochs, "residual": True}
+        )
+        name = f"mnist-adv-noise{noise}-wd{wd}-e{epochs}"
+        data, model, result = train_and_measure(args.mnist, attacked, 0, saved(name))
+        rank = None if args.adversarial_rank == "all" else int(args.adversarial_rank)
+        record("adversarial", {**result, **adversarial(data, model, rank)})
     record("machine_end", machine())
 
 

@@ -3,7 +3,7 @@
 The decomposition goes through ``tl_bilinear.analysis`` (``BilinearWeights`` + ``eigendecompose``).
 """
 
-from tl_bilinear.image.adversarial import MaskAttack, eigen_mask, mask_attack
+from tl_bilinear.image.adversarial import MaskAttack, eigen_mask, hidden_decomposition, mask_attack
 from tl_bilinear.image.challenge import ChallengeResult, challenge_data, challenge_task
 from tl_bilinear.image.datasets import DATA_FORMS, ImageData, load_data, load_digits, load_idx_folder, load_mnist_pickle
 from tl_bilinear.image.decompose import ClassEigen, check_class, class_eigendecompose, layer_weights
@@ -38,6 +38,7 @@ __all__ = [
     "class_eigendecompose",
     "eigen_mask",
     "explain",
+    "hidden_decomposition",
     "hoyer_sparsity",
     "layer_weights",
     "load_classifier",

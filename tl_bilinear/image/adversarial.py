@@ -1,10 +1,16 @@
-"""Adversarial masks from the weights alone (paper Fig. 7).
+"""Adversarial masks from the weights alone (paper Fig. 7), as the paper's code builds them.
 
-Stack the top-k positive eigen-images of every class (each oriented so the mean image projects
-positively on it) into V ([n_classes k, d]); the mask is ``V⁺ b`` with b = 1 on the target
-class's rows and 0 elsewhere: it raises the target's strongest positive features and leaves the
-other classes' untouched. Scaled to an L2 norm (the strength) and added to images of other
-classes, it is compared with the same mask's pixels randomly permuted (same norm).
+Eigendecompose every class logit in the embedding (hidden) space of the first bilinear layer and
+stack the top-k positive eigenvectors of every class into V ([n_classes k, d_model]). The rows of
+the pseudo-inverse ``V⁺`` are "encoders": ``V e_j = δ_j``, so adding ``e_j`` to the embedding raises
+eigenvector j's activation and leaves the other stacked eigenvectors' activations unchanged. The
+mask for a target class is the encoder of one of its eigenvectors (``rank``; the paper's notebook
+uses the top three) or the sum of all k of its encoders (``rank=None``), mapped to pixels through
+the embedding (``W_E e``, the pixel pattern that moves the embedding along ``e``). Scaled to an L2
+norm (the strength) and added to images, it is compared with the same mask's pixels randomly
+permuted (same norm). The pseudo-inverse is taken in the embedding space, not of the pixel-space
+eigen-images: the latter asks for the smallest pixel pattern with exactly those projections, which
+spends its norm on pixels the embedding barely sees and attacks far less than a permuted copy.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from tl_bilinear.image.decompose import ClassEigen
+from tl_bilinear.image.decompose import ClassEigen, class_eigendecompose
 from tl_bilinear.image.model import BilinearClassifier
 
 
@@ -41,9 +47,24 @@ class MaskAttack:
     mask: Float[Tensor, "height width"]
 
 
+def hidden_decomposition(model: BilinearClassifier) -> ClassEigen:
+    """The float64 per-class decomposition of the first bilinear layer in its embedding space.
+
+    Raises:
+        ValueError: if the model has more than one bilinear layer (the head is not the first
+            layer's output direction).
+    """
+    if model.cfg.n_layers != 1:
+        raise ValueError(
+            f"adversarial masks need a single-layer classifier (this one has {model.cfg.n_layers} layers): "
+            "the class logits are quadratic in the embedding only for one layer"
+        )
+    return class_eigendecompose(model, layer=0, space="hidden", dtype=torch.float64)
+
+
 def _positive_eigenvectors(ce: ClassEigen, k: int, reference: Tensor) -> Tensor:
     """[n_classes, k, d] top-k positive eigenvectors per class, signed so the reference projects positively."""
-    d = ce.image_shape[0] * ce.image_shape[1]
+    d = ce.eig.eigenvectors.shape[-1] - ce.eig.augmented  # drop the augmented bias entry
     rows = []
     for c in range(ce.n_classes):
         positive = ce.eig.eigenvectors[c, ce.eig.eigenvalues[c] > 0, :d]
@@ -55,62 +76,86 @@ def _positive_eigenvectors(ce: ClassEigen, k: int, reference: Tensor) -> Tensor:
     return vectors * sign[..., None]
 
 
-def eigen_mask(ce: ClassEigen, target: int, reference: Float[Tensor, d], k: int = 10) -> Float[Tensor, d]:
-    """The unit-norm mask ``V⁺ b`` that excites the target's top-k positive eigen-images only.
+def eigen_mask(
+    model: BilinearClassifier,
+    target: int,
+    reference: Float[Tensor, " d_input"],
+    k: int = 10,
+    rank: int | None = 0,
+    ce: ClassEigen | None = None,
+) -> Float[Tensor, " d_input"]:
+    """The unit-norm pixel mask ``W_E V⁺ b`` that excites the target's top positive eigenvectors.
 
     Args:
-        ce: a pixel-space decomposition with enough eigenpairs kept.
+        model: a single-layer classifier.
         target: the target class.
-        reference: [d] an image that orients the eigenvectors (e.g. the mean training image).
-        k: positive eigenvectors per class.
+        reference: [d_input] a flattened image that orients the eigenvectors (e.g. the mean image).
+        k: positive eigenvectors per class stacked into V.
+        rank: which of the target's k eigenvectors to excite (0 = the largest eigenvalue), or None
+            for all k (b = 1 on the target's rows).
+        ce: the model's embedding-space decomposition (default: computed, ``hidden_decomposition``).
+
+    Returns:
+        [d_input] the mask, unit L2 norm.
 
     Raises:
-        ValueError: if ``ce`` is not pixel-space or a class has fewer than k positive eigenvalues.
+        ValueError: for a multi-layer model, a pixel-space ``ce``, a rank outside 0..k-1, or a class
+            with fewer than k positive eigenvalues.
         IndexError: if the target class is out of range.
     """
-    if ce.space != "pixel":
-        raise ValueError("adversarial masks need a pixel-space decomposition (space='pixel')")
+    ce = hidden_decomposition(model) if ce is None else ce
+    if ce.space != "hidden":
+        raise ValueError("eigen_mask needs the embedding-space decomposition: pass ce=hidden_decomposition(model)")
     if not 0 <= target < ce.n_classes:
         raise IndexError(f"target class {target} is out of range: there are {ce.n_classes} classes")
-    vectors = _positive_eigenvectors(ce, k, reference)  # [n, k, d]
+    if rank is not None and not 0 <= rank < k:
+        raise ValueError(f"rank={rank} must be in 0..{k - 1} (k={k}) or None for all k")
+    W_E = model.W_E.detach().to(torch.float64)  # [d_input, d_model]
+    vectors = _positive_eigenvectors(ce, k, reference.to(torch.float64) @ W_E)  # [n, k, d_model]
     b = torch.zeros(vectors.shape[:2], dtype=vectors.dtype)
-    b[target] = 1.0
-    mask = torch.linalg.pinv(vectors.flatten(0, 1)) @ b.flatten()
+    b[target, slice(None) if rank is None else rank] = 1.0
+    encoder = torch.linalg.pinv(vectors.flatten(0, 1)) @ b.flatten()  # [d_model]
+    mask = W_E @ encoder
     return mask / mask.norm()
 
 
 @torch.no_grad()
 def mask_attack(
     model: BilinearClassifier,
-    ce: ClassEigen,
     images: Float[Tensor, "n height width"],
-    labels: Int[Tensor, n],
+    labels: Int[Tensor, " n"],
     target: int,
     strengths: Sequence[float] = (1, 2, 3, 4, 5, 6, 8, 10),
     k: int = 10,
+    rank: int | None = 0,
     reference: Float[Tensor, "height width"] | None = None,
     seed: int = 0,
+    ce: ClassEigen | None = None,
 ) -> MaskAttack:
     """Add the eigen-mask and a permuted copy at each strength to the non-target images.
 
     Args:
-        model: the classifier ``ce`` decomposes.
-        ce: its pixel-space decomposition (all eigenpairs, or at least enough positive ones).
+        model: a single-layer classifier.
         images, labels: test images (those of the target class are skipped).
         target: the class to push towards.
         strengths: L2 norms of the added mask, in pixel units.
-        k: positive eigenvectors per class in the mask.
+        k: positive eigenvectors per class stacked into the pseudo-inverse.
+        rank: the target eigenvector whose encoder is the mask (0 = top), or None for all k.
         reference: orients the eigenvectors (default: the mean of ``images``).
         seed: seed of the pixel permutation.
+        ce: the embedding-space decomposition, if already computed.
 
     Returns:
         The MaskAttack.
+
+    Raises:
+        ValueError, IndexError: as ``eigen_mask``.
     """
     flat = model.flatten(images)
     keep = labels != target
+    reference = flat.mean(0) if reference is None else model.flatten(reference[None])[0]
+    mask = eigen_mask(model, target, reference, k, rank, ce).to(flat.dtype)
     flat, labels = flat[keep], labels[keep]
-    reference = flat.mean(0) if reference is None else model.flatten(reference)
-    mask = eigen_mask(ce, target, reference, k).to(flat.dtype)
     permuted = mask[torch.randperm(len(mask), generator=torch.Generator().manual_seed(seed))]
     out = {name: [] for name in ("accuracy_eigen", "accuracy_permuted", "target_rate_eigen", "target_rate_permuted")}
     for strength in strengths:
@@ -118,4 +163,4 @@ def mask_attack(
             predictions = model.predict(flat + strength * m)
             out[f"accuracy_{name}"].append((predictions == labels).double().mean().item())
             out[f"target_rate_{name}"].append((predictions == target).double().mean().item())
-    return MaskAttack(target, [float(s) for s in strengths], mask=mask.reshape(ce.image_shape), **out)
+    return MaskAttack(target, [float(s) for s in strengths], mask=mask.reshape(model.cfg.image_shape), **out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tl_bilinear.image.adversarial import mask_attack
+from tl_bilinear.image.adversarial import hidden_decomposition, mask_attack
 from tl_bilinear.image.datasets import ImageData
 from tl_bilinear.image.decompose import class_eigendecompose
 from tl_bilinear.image.experiments import regularisation_metrics, truncation_curve
@@ -63,9 +63,12 @@ def image_report(
         f"<tr><td>{k}</td><td>{100 * curve[k]:.2f}</td></tr>" for k in (0, 1, 2, 5, 10, 20, 30) if k in curve
     )
     doc.add_html(f'<table class="tlb-table"><tr><th>k</th><th>accuracy (%)</th></tr>{rows}</table>')
-    k_mask = min(10, int((ce.eig.eigenvalues > 0).sum(-1).min()))
+    hidden = hidden_decomposition(model)
+    # the stacked eigenvectors (k per class) should fill at most a fifth of the embedding: 10 at d_model = 512
+    fill = model.cfg.d_model // (5 * model.cfg.n_classes)
+    k_mask = min(10, max(1, fill), int((hidden.eig.eigenvalues > 0).sum(-1).min()))
     if k_mask > 0:
-        attack = mask_attack(model, ce, data.test_images.double(), data.test_labels, target, k=k_mask)
+        attack = mask_attack(model, data.test_images.double(), data.test_labels, target, k=k_mask, ce=hidden)
         doc.add_text(f"Adversarial mask towards {data.classes[target]}", "h2")
         doc.add_html(figure_html(mask_attack_figure(attack, data.classes), "adversarial mask"))
     return doc
