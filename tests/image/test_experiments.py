@@ -129,13 +129,21 @@ def test_mask_attack_beats_the_permuted_mask(digits_model, digits):
     model, _ = digits_model
     images, labels = digits.test_images.double(), digits.test_labels
     # 10 stacked eigenvectors in a 48-wide embedding (at k = 4, 40 of 48, the encoders lose their targeting)
-    result = mask_attack(model, images, labels, target=3, strengths=[0, 2, 4, 8], k=1)
+    result = mask_attack(model, images, labels, target=3, strengths=[0, 2, 4, 8], k=1, scale="l2")
+    assert result.mask.norm().item() == pytest.approx(1.0)
     assert result.accuracy_eigen[0] == result.accuracy_permuted[0]
     assert all(e < p for e, p in zip(result.accuracy_eigen[1:], result.accuracy_permuted[1:]))
     assert result.target_rate_eigen[-1] > result.target_rate_permuted[-1]
     assert result.mask.shape == (8, 8)
     with pytest.raises(IndexError, match="target class 12 is out of range"):
         mask_attack(model, images, labels, target=12)
+    with pytest.raises(ValueError, match="scale='linf' must be"):
+        mask_attack(model, images, labels, target=3, scale="linf")
+    paper = mask_attack(model, images, labels, target=3, k=1)  # the paper's strengths and scale
+    assert paper.strengths[0] == 0.025 and paper.strengths[-1] == 0.3 and len(paper.strengths) == 12
+    positive = paper.mask[paper.mask > 0]
+    assert positive.std().item() == pytest.approx(1.0)
+    torch.testing.assert_close(paper.mask / paper.mask.norm(), result.mask)
 
 
 def test_challenge_task_recovers_the_target(digits):

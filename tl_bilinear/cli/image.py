@@ -26,7 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--hidden", type=parse_count, default=512, help="d_model = d_mlp (default 512)")
     train.add_argument("--layers", type=parse_count, default=1, help="bilinear layers (default 1)")
     train.add_argument("--epochs", type=parse_count, default=20, help="epochs (default 20)")
-    train.add_argument("--noise", type=float, default=0.5, help="input noise std in pixel units (default 0.5)")
+    train.add_argument(
+        "--noise", type=float, default=0.4, help="input noise std in pixel units (default 0.4, the paper's)"
+    )
     train.add_argument("--batch-size", type=parse_count, help="default 2048, or n_train/20 on small data sets")
     train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     train.add_argument("--weight-decay", type=float, default=0.5, help="AdamW weight decay (default 0.5)")

@@ -7,8 +7,9 @@ eigenvector j's activation and leaves the other stacked eigenvectors' activation
 mask for a target class is the encoder of one of its eigenvectors (``rank``; the paper's notebook
 uses the top three) or the sum of all k of its encoders (``rank=None``), mapped to pixels through
 the embedding (``W_E e``, the pixel pattern that moves the embedding along ``e``). Scaled to an L2
-norm (the strength) and added to images, it is compared with the same mask's pixels randomly
-permuted (same norm). The pseudo-inverse is taken in the embedding space, not of the pixel-space
+norm or, as in the paper's notebook, to a multiple of the standard deviation of its positive pixels
+(the strength) and added to images, it is compared with the same mask's pixels randomly permuted
+(same norm). The pseudo-inverse is taken in the embedding space, not of the pixel-space
 eigen-images: the latter asks for the smallest pixel pattern with exactly those projections, which
 spends its norm on pixels the embedding barely sees and attacks far less than a permuted copy.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -25,6 +27,8 @@ from torch import Tensor
 from tl_bilinear.image.decompose import ClassEigen, class_eigendecompose
 from tl_bilinear.image.model import BilinearClassifier
 
+PAPER_STRENGTHS = tuple(round(0.025 * i, 3) for i in range(1, 13))  # the paper's notebook: 0.025, 0.05, ..., 0.3
+
 
 @dataclass(frozen=True)
 class MaskAttack:
@@ -32,14 +36,16 @@ class MaskAttack:
 
     Attributes:
         target: the class the mask pushes towards.
-        strengths: the mask norms (pixel units, L2).
+        strengths: the mask strengths (see ``scale``).
+        scale: "paper" (strength = multiples of the std of the mask's positive pixels) or "l2" (L2 norm).
         accuracy_eigen, accuracy_permuted: accuracy on the non-target images with each mask.
         target_rate_eigen, target_rate_permuted: share of them classified as the target.
-        mask: [height, width] the unit-norm eigen-mask.
+        mask: [height, width] the eigen-mask at strength 1.
     """
 
     target: int
     strengths: list[float]
+    scale: str
     accuracy_eigen: list[float]
     accuracy_permuted: list[float]
     target_rate_eigen: list[float]
@@ -125,12 +131,13 @@ def mask_attack(
     images: Float[Tensor, "n height width"],
     labels: Int[Tensor, " n"],
     target: int,
-    strengths: Sequence[float] = (1, 2, 3, 4, 5, 6, 8, 10),
+    strengths: Sequence[float] = PAPER_STRENGTHS,
     k: int = 10,
     rank: int | None = 0,
     reference: Float[Tensor, "height width"] | None = None,
     seed: int = 0,
     ce: ClassEigen | None = None,
+    scale: Literal["paper", "l2"] = "paper",
 ) -> MaskAttack:
     """Add the eigen-mask and a permuted copy at each strength to the non-target images.
 
@@ -138,23 +145,29 @@ def mask_attack(
         model: a single-layer classifier.
         images, labels: test images (those of the target class are skipped).
         target: the class to push towards.
-        strengths: L2 norms of the added mask, in pixel units.
+        strengths: strengths of the added mask, in units of ``scale``.
         k: positive eigenvectors per class stacked into the pseudo-inverse.
         rank: the target eigenvector whose encoder is the mask (0 = top), or None for all k.
         reference: orients the eigenvectors (default: the mean of ``images``).
         seed: seed of the pixel permutation.
         ce: the embedding-space decomposition, if already computed.
+        scale: "paper" divides the mask by the std of its positive pixels (the paper's notebook:
+            strengths 0.025-0.3); "l2" leaves it at unit L2 norm (strengths are pixel-space norms).
 
     Returns:
         The MaskAttack.
 
     Raises:
-        ValueError, IndexError: as ``eigen_mask``.
+        ValueError, IndexError: as ``eigen_mask``; ValueError for an unknown scale.
     """
+    if scale not in ("paper", "l2"):
+        raise ValueError(f"scale={scale!r} must be 'paper' (std of the positive pixels) or 'l2'")
     flat = model.flatten(images)
     keep = labels != target
     reference = flat.mean(0) if reference is None else model.flatten(reference[None])[0]
     mask = eigen_mask(model, target, reference, k, rank, ce).to(flat.dtype)
+    if scale == "paper":
+        mask = mask / mask[mask > 0].std()
     flat, labels = flat[keep], labels[keep]
     permuted = mask[torch.randperm(len(mask), generator=torch.Generator().manual_seed(seed))]
     out = {name: [] for name in ("accuracy_eigen", "accuracy_permuted", "target_rate_eigen", "target_rate_permuted")}
@@ -163,4 +176,5 @@ def mask_attack(
             predictions = model.predict(flat + strength * m)
             out[f"accuracy_{name}"].append((predictions == labels).double().mean().item())
             out[f"target_rate_{name}"].append((predictions == target).double().mean().item())
-    return MaskAttack(target, [float(s) for s in strengths], mask=mask.reshape(model.cfg.image_shape), **out)
+    strengths = [float(s) for s in strengths]
+    return MaskAttack(target, strengths, scale, mask=mask.reshape(model.cfg.image_shape), **out)

@@ -84,7 +84,7 @@ def mask_attack_figure(attack: MaskAttack, class_names: Sequence[str] | None = N
         for kind, style in (("eigen", "-o"), ("permuted", "--s")):
             values = getattr(attack, f"{what}_{kind}")
             ax.plot(attack.strengths, [100 * v for v in values], style, markersize=3, label=f"{kind} mask")
-        ax.set_xlabel("mask norm (pixel units)")
+        ax.set_xlabel("mask strength (std of its positive pixels)" if attack.scale == "paper" else "mask norm (L2)")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
     fig.tight_layout()
