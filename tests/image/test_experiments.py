@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tl_bilinear.image import (
+    BilinearClassifier,
     ClassifierConfig,
     accuracy,
     challenge_data,
@@ -123,6 +124,9 @@ def test_eigen_mask_matches_the_papers_recipe(digits_model, digits, rank):
         eigen_mask(model, target=3, reference=reference, k=4, rank=4)
     with pytest.raises(ValueError, match="embedding-space decomposition"):
         eigen_mask(model, target=3, reference=reference, ce=class_eigendecompose(model))
+    two_layers = BilinearClassifier(ClassifierConfig(image_shape=(8, 8), d_model=16, n_layers=2))
+    with pytest.raises(ValueError, match="single-layer classifier"):
+        eigen_mask(two_layers, target=3, reference=reference.float())
 
 
 def test_mask_attack_beats_the_permuted_mask(digits_model, digits):

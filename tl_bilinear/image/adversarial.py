@@ -109,7 +109,7 @@ def eigen_mask(
             with fewer than k positive eigenvalues.
         IndexError: if the target class is out of range.
     """
-    ce = hidden_decomposition(model) if ce is None else ce
+    ce = hidden_decomposition(model) if ce is None or model.cfg.n_layers != 1 else ce
     if ce.space != "hidden":
         raise ValueError("eigen_mask needs the embedding-space decomposition: pass ce=hidden_decomposition(model)")
     if not 0 <= target < ce.n_classes:
