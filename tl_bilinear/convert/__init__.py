@@ -1,0 +1,10 @@
+"""Models from elsewhere as bilinear HookedTransformers.
+
+- ``from_official``: the paper's released checkpoints (``tdooms/ts-medium``, ...), exactly.
+- ``anneal_to_bilinear``: a SwiGLU (or GeGLU) model finetuned into a bilinear one by
+  annealing its gate's Swish β to 0 (the paper's Appendix J).
+"""
+
+from tl_bilinear.convert.official import from_official
+
+__all__ = ["from_official"]
