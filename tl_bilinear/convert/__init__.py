@@ -5,6 +5,8 @@
   annealing its gate's Swish β to 0 (the paper's Appendix J).
 """
 
+from tl_bilinear.convert.anneal import AnnealResult, AnnealSchedule, anneal_to_bilinear
 from tl_bilinear.convert.official import from_official
+from tl_bilinear.convert.swish import SwishBeta, swish0_to_bilinear
 
-__all__ = ["from_official"]
+__all__ = ["AnnealResult", "AnnealSchedule", "SwishBeta", "anneal_to_bilinear", "from_official", "swish0_to_bilinear"]

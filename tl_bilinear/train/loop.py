@@ -11,7 +11,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from jaxtyping import Float, Int
 from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from tl_bilinear.model import (
     RUN_CHECKPOINT,
@@ -96,6 +96,9 @@ class Trainer:
         tokenizer: a Hugging Face tokenizer to use instead of ``cfg.tokenizer``. With a
             ``stream_factory`` and no tokenizer anywhere, the data is taken as
             pre-tokenized and the checkpoint has no tokenizer.
+        model_factory: ``(model_cfg, device) -> HookedTransformer`` building the model to
+            train (e.g. from pretrained weights); default: ``make_model`` with ``cfg.seed``.
+            On resume the checkpoint's weights are loaded into what it builds.
 
     Raises:
         FileExistsError: if ``cfg.out_dir`` already holds a checkpoint and ``resume`` is false.
@@ -110,6 +113,7 @@ class Trainer:
         resume: bool = False,
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
+        model_factory: Callable[[HookedTransformerConfig, torch.device], HookedTransformer] | None = None,
     ) -> None:
         self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
         self.info = distributed.setup(cfg.device)
@@ -129,7 +133,10 @@ class Trainer:
             from tl_bilinear.data import check_vocab
 
             check_vocab(self.tokenizer, model_cfg)
-        self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        if model_factory is None:
+            self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        else:
+            self.model = model_factory(model_cfg, self.info.device)
         self.model.tokenizer = self.tokenizer
         if cfg.fast_attention:
             from tl_bilinear.train.fast import use_fast_attention
