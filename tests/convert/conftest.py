@@ -33,10 +33,16 @@ def anneal_config(tmp_path, corpus_tokenizer_dir):
 
 
 @pytest.fixture(scope="session")
-def swiglu_model(tmp_path_factory, corpus_tokenizer_dir):
-    """A 1-layer d_model-32 SwiGLU model trained 6 steps on the built-in corpus, loaded back."""
+def swiglu_run(tmp_path_factory, corpus_tokenizer_dir):
+    """A run directory: a 1-layer d_model-32 SwiGLU model trained 6 steps on the built-in corpus."""
     out = tmp_path_factory.mktemp("swiglu")
     cfg = tiny_config(out, corpus_tokenizer_dir)
     cfg.model_overrides["act_fn"] = "silu"
     train(cfg)
-    return tl_bilinear.load(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def swiglu_model(swiglu_run):
+    """The SwiGLU run's model."""
+    return tl_bilinear.load(swiglu_run)
