@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 import tl_bilinear
 from tl_bilinear.convert import AnnealSchedule, SwishBeta, swish0_to_bilinear
-from tl_bilinear.convert.anneal import AnnealTrainer, train_config_for
+from tl_bilinear.convert.anneal import AnnealTrainer
+from tl_bilinear.convert.finetune import train_config_for
 from tl_bilinear.convert.swish import beta_at, install_swish_gates
 from tl_bilinear.train import ResumeMismatch, lm_loss
 
@@ -129,3 +130,13 @@ def test_models_that_cannot_be_annealed(tiny_model, swiglu_model, tmp_path):
     ]:
         with pytest.raises(ValueError, match=message):
             tl_bilinear.anneal_to_bilinear(swiglu_model, tmp_path / "c", total_tokens=100, **kw)
+
+
+def test_finetune_starts_from_the_source_weights(swiglu_model, anneal_config):
+    """At a negligible learning rate, continued training leaves the source model's outputs."""
+    fields = anneal_config(total_tokens=3 * 4 * 32, lr=1e-12)
+    result = tl_bilinear.convert.finetune(swiglu_model, fields.pop("out_dir"), **fields)
+    tuned = tl_bilinear.load(result.out_dir)
+    toks = blocks(swiglu_model)
+    assert tuned.cfg.act_fn == "silu" and result.step == 3
+    assert torch.allclose(tuned(toks), swiglu_model(toks), atol=1e-5)

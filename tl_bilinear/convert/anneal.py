@@ -19,19 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from tl_bilinear.activation import ACT_FN_NAME
-from tl_bilinear.config import get_config, list_presets
+from tl_bilinear.convert.finetune import FinetuneTrainer, train_config_for, trainer_kwargs
 from tl_bilinear.convert.swish import SCHEDULES, beta_at, check_annealable, install_swish_gates, swish0_to_bilinear
 from tl_bilinear.model import load, read_checkpoint_config
-from tl_bilinear.train import ResumeMismatch, TrainConfig, Trainer, TrainResult
+from tl_bilinear.train import ResumeMismatch, TrainConfig, TrainResult
 
 logger = logging.getLogger(__name__)
 #: In the run directory: the annealing settings (checked on resume).
 ANNEAL_FILE = "anneal.json"
-_NOT_OVERRIDES = frozenset({"n_params", "device", "dtype"})
 
 
 @dataclass(frozen=True)
@@ -55,34 +53,7 @@ class AnnealSchedule:
         return beta_at(step, max_steps, self.start_beta, self.anneal_frac, self.schedule)
 
 
-def train_config_for(model_cfg: HookedTransformerConfig, **fields: Any) -> TrainConfig:
-    """A TrainConfig whose ``preset`` + ``model_overrides`` rebuild ``model_cfg``.
-
-    Args:
-        model_cfg: the config of the model to continue training.
-        **fields: other TrainConfig fields (``out_dir``, ``total_tokens``, ``lr``, ...).
-
-    Returns:
-        The config.
-
-    Raises:
-        ValueError: if no preset + overrides reproduce ``model_cfg``.
-    """
-    preset = model_cfg.model_name if model_cfg.model_name in list_presets() else "ts-micro"
-    base, mine = get_config(preset).to_dict(), model_cfg.to_dict()
-    overrides = {k: v for k, v in mine.items() if k not in _NOT_OVERRIDES and base.get(k) != v}
-    rebuilt = get_config(preset, **overrides).to_dict()
-    differ = sorted(k for k in mine if k not in _NOT_OVERRIDES and rebuilt.get(k) != mine[k])
-    try:
-        json.dumps(overrides)
-    except TypeError as err:
-        raise ValueError(f"the model's config has fields a training config cannot hold: {err}") from err
-    if differ:
-        raise ValueError(f"cannot express the model's config as preset {preset!r} + overrides: {differ} differ")
-    return TrainConfig(preset=preset, model_overrides=overrides, **fields)
-
-
-class AnnealTrainer(Trainer):
+class AnnealTrainer(FinetuneTrainer):
     """A ``Trainer`` that starts from ``source``'s weights and sets the gates' β every step.
 
     Args:
@@ -100,18 +71,12 @@ class AnnealTrainer(Trainer):
         self, cfg: TrainConfig, source: HookedTransformer, schedule: AnnealSchedule, resume: bool = False, **kwargs: Any
     ) -> None:
         self.schedule = schedule
-        weights = {name: tensor.detach() for name, tensor in source.state_dict().items()}
-
-        def from_source(model_cfg: HookedTransformerConfig, device: torch.device) -> HookedTransformer:
-            model = HookedTransformer(model_cfg, move_to_device=False)
-            model.load_state_dict(weights)
-            for name, param in model.named_parameters():
-                param.requires_grad_(not name.rsplit(".", 1)[-1].startswith("b_"))  # biases stay as they are
-            self.gates = install_swish_gates(model, schedule.start_beta)
-            return model.to(device)
-
-        super().__init__(cfg, model_factory=from_source, resume=resume, **kwargs)
+        super().__init__(cfg, source, resume=resume, **kwargs)
         _check_settings(self.out_dir, dataclasses.asdict(schedule), resume)
+
+    def prepare(self, model: HookedTransformer) -> None:
+        """Replace the copy's gates by Swish_β gates at the starting β."""
+        self.gates = install_swish_gates(model, self.schedule.start_beta)
 
     def train_step(self, batches: Any) -> dict[str, float]:
         """One optimizer step at this step's β (logged as ``beta``)."""
@@ -196,9 +161,7 @@ def anneal_to_bilinear(
     """
     default_beta = check_annealable(model.cfg)
     plan = AnnealSchedule(default_beta if start_beta is None else start_beta, anneal_frac, beta_schedule)
-    tokenizer = tokenizer if tokenizer is not None else model.tokenizer
-    if isinstance(tokenizer, (str, os.PathLike)):
-        train_fields["tokenizer"], tokenizer = str(tokenizer), None
+    kwargs = trainer_kwargs(model, tokenizer, train_fields)
     cfg = train_config_for(model.cfg, out_dir=str(out_dir), total_tokens=total_tokens, **train_fields)
     out = Path(out_dir)
     if resume:
@@ -209,7 +172,7 @@ def anneal_to_bilinear(
         if meta.get("model_config", {}).get("act_fn") == ACT_FN_NAME:
             logger.info("%s is a finished annealing run; loading its bilinear model", out)
             return AnnealResult(model=load(out), train=None)
-    trainer = AnnealTrainer(cfg, model, plan, resume=resume, tokenizer=tokenizer, stream_factory=stream_factory)
+    trainer = AnnealTrainer(cfg, model, plan, resume=resume, stream_factory=stream_factory, **kwargs)
     result = trainer.run()
     if result.interrupted:
         return AnnealResult(model=None, train=result)
