@@ -10,11 +10,11 @@ from tests.helpers.official import random_official, write_snapshot
 
 
 @pytest.fixture()
-def official_snapshot(tmp_path, corpus_tokenizer_dir):
-    vocab = tl_bilinear.data.load_tokenizer(corpus_tokenizer_dir).vocab_size
+def official_snapshot(tmp_path, tokenizer_dir):
+    vocab = tl_bilinear.data.load_tokenizer(tokenizer_dir).vocab_size
     config, state = random_official(vocab, n_layer=2, d_model=32, n_head=4, d_hidden=64)
     config["n_ctx"] = 32
-    return write_snapshot(tmp_path / "snapshot", config, state, corpus_tokenizer_dir)
+    return write_snapshot(tmp_path / "snapshot", config, state, tokenizer_dir)
 
 
 def test_convert_then_load_generate_info_analyze(official_snapshot, tmp_path, capsys):

@@ -7,21 +7,16 @@ import sys
 from typing import Any
 
 from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.train import _TRAIN_FLAGS
 
 #: TrainConfig fields an annealing run inherits from the source run (flags override them).
 INHERITED = ("data", "batch_size", "grad_accum", "lr", "precision", "weight_decay", "grad_clip", "eval_batches", "seed")
-#: CLI flag -> TrainConfig field.
+#: The ``train`` flags ``anneal`` also takes (same meaning, same TrainConfig field).
 _FLAGS = {
-    "data": "data",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "warmup": "warmup_steps",
-    "eval_every": "eval_every",
-    "save_every": "save_every",
-    "log_every": "log_every",
-    "seed": "seed",
-    "device": "device",
-    "threads": "num_threads",
+    flag: field
+    for flag, field in _TRAIN_FLAGS.items()
+    if flag
+    in ("data", "batch_size", "lr", "warmup", "eval_every", "save_every", "log_every", "seed", "device", "threads")
 }
 
 
