@@ -1,5 +1,6 @@
 """from_official: the paper's released layout -> an exactly equivalent HookedTransformer."""
 
+import itertools
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from transformers import AutoTokenizer
 import tl_bilinear
 from tests.helpers.official import official_logits, random_official, write_snapshot
 from tl_bilinear.convert.official import rotate_half_to_adjacent
+from tl_bilinear.data import iter_documents, train_tokenizer
 
 SIZES = [
     dict(n_layer=1, d_model=32, n_head=4, d_hidden=64),
@@ -67,11 +69,13 @@ def test_hub_layout_round_trip_and_checkpoint(tmp_path, tokenizer_dir, vocab):
     assert any(k.endswith("rotary.inv_freq") for k in load_file(str(directory / "model.safetensors")))
     model = tl_bilinear.from_official(str(directory))
     assert model.tokenizer is not None and model.tokenizer.vocab_size == vocab
+    # to_tokens gives exactly the tokenizer's ids (a BOS only where the tokenizer adds one)
+    assert model.to_tokens("the happy dog")[0].tolist() == model.tokenizer("the happy dog")["input_ids"]
     tl_bilinear.save(model, tmp_path / "ckpt")
     loaded = tl_bilinear.load(tmp_path / "ckpt")
     toks = tokens(vocab)
     assert torch.equal(loaded(toks), model(toks))
-    assert loaded.tokenizer is not None
+    assert loaded.tokenizer is not None and loaded.cfg.default_prepend_bos == model.cfg.tokenizer_prepends_bos
 
 
 def test_rotary_permutation_interleaves_the_halves():
@@ -95,7 +99,10 @@ def test_missing_files(tmp_path, tokenizer_dir, vocab):
 
 def test_repo_id_offline_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="could not get 'tdooms/no-such-model' from the Hugging Face hub"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="'tdooms/no-such-model' is no directory here, and the Hugging Face hub could not provide it",
+    ):
         tl_bilinear.from_official("tdooms/no-such-model")
 
 
@@ -182,3 +189,14 @@ def test_tokenizer_errors(tmp_path, tokenizer_dir, vocab):
         ValueError, match=f"the tokenizer has {vocab} tokens but transformer.wte.weight has {vocab + 3} rows"
     ):
         tl_bilinear.from_official(tmp_path / "wide")
+
+
+def test_tokens_match_a_tokenizer_that_adds_no_bos(tmp_path):
+    """The official model saw what its tokenizer produced: no BOS is added where the tokenizer adds none."""
+    docs = list(itertools.islice(iter_documents("builtin", seed=0), 200))
+    train_tokenizer(docs, vocab_size=300, out_dir=tmp_path / "tok", show_progress=False)
+    config, state = random_official(300)
+    model = tl_bilinear.from_official(write_snapshot(tmp_path / "snap", config, state, tmp_path / "tok"))
+    ids = model.tokenizer("the dog was happy")["input_ids"]
+    assert ids[0] != model.tokenizer.bos_token_id and not model.cfg.default_prepend_bos
+    assert model.to_tokens("the dog was happy")[0].tolist() == ids

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer
+from jaxtyping import Int
+from torch import Tensor
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from tl_bilinear.config import bilinear_config
 from tl_bilinear.convert.snapshot import GATES, OfficialConfig, check_weights, read_config, read_weights
@@ -38,7 +40,7 @@ OFFICIAL_TOKENIZERS = {
 OFFICIAL_EPS = 1e-8
 
 
-def rotate_half_to_adjacent(d_head: int) -> torch.Tensor:
+def rotate_half_to_adjacent(d_head: int) -> Int[Tensor, " d_head"]:
     """The index permutation from rotate-half to adjacent-pairs rotary dimensions.
 
     Args:
@@ -51,7 +53,7 @@ def rotate_half_to_adjacent(d_head: int) -> torch.Tensor:
     return torch.stack([half, half + d_head // 2], dim=-1).flatten()
 
 
-def official_model_config(cfg: OfficialConfig, d_vocab: int, name: str, **overrides: Any):
+def official_model_config(cfg: OfficialConfig, d_vocab: int, name: str, **overrides: Any) -> HookedTransformerConfig:
     """The HookedTransformerConfig that computes what an official config describes.
 
     Args:
@@ -151,8 +153,9 @@ def _snapshot_directory(path_or_repo: str | os.PathLike, revision: str | None) -
         return Path(snapshot_download(name, revision=revision))
     except Exception as err:  # offline, unknown repo, no network: one clear message
         raise FileNotFoundError(
-            f"could not get {name!r} from the Hugging Face hub ({type(err).__name__}: {err}); "
-            "download it where the hub is reachable (huggingface-cli download) and pass the directory"
+            f"{name!r} is no directory here, and the Hugging Face hub could not provide it "
+            f"({type(err).__name__}: {err}); check the path, or download the repo where the hub is reachable "
+            "(huggingface-cli download) and pass its directory"
         ) from err
 
 
@@ -229,5 +232,7 @@ def from_official(
     model = freeze_biases(HookedTransformer(model_cfg, tokenizer=tok, move_to_device=True))
     weights = official_to_tl_state(state, cfg)
     model.load_state_dict({**model.state_dict(), **weights})  # biases set here stay frozen
+    # to_tokens gives what the tokenizer gives, as the official model was trained: a BOS only if it adds one
+    model.cfg.default_prepend_bos = bool(model.cfg.tokenizer_prepends_bos)
     logger.info("converted %s: %d layers, d_model %d, act_fn %s", directory, cfg.n_layer, cfg.d_model, model_cfg.act_fn)
     return model.eval()
