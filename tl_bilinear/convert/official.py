@@ -224,7 +224,10 @@ def from_official(
             f"the tokenizer has {tok.vocab_size} tokens but transformer.wte.weight has {d_vocab} rows; "
             "pass the tokenizer the model was trained with (tokenizer=DIRECTORY)"
         )
-    overrides: dict[str, Any] = {"device": str(device or "cpu")}
+    # to_tokens must give what the tokenizer gave in training: a BOS only if the tokenizer adds one
+    # (TransformerLens wraps the tokenizer to add one and strips it when default_prepend_bos is False)
+    adds_bos = tok.bos_token_id is not None and tok("")["input_ids"][:1] == [tok.bos_token_id]
+    overrides: dict[str, Any] = {"device": str(device or "cpu"), "default_prepend_bos": adds_bos}
     if dtype is not None:
         overrides["dtype"] = dtype
     name = Path(str(path_or_repo)).name if Path(path_or_repo).is_dir() else str(path_or_repo)
@@ -232,7 +235,5 @@ def from_official(
     model = freeze_biases(HookedTransformer(model_cfg, tokenizer=tok, move_to_device=True))
     weights = official_to_tl_state(state, cfg)
     model.load_state_dict({**model.state_dict(), **weights})  # biases set here stay frozen
-    # to_tokens gives what the tokenizer gives, as the official model was trained: a BOS only if it adds one
-    model.cfg.default_prepend_bos = bool(model.cfg.tokenizer_prepends_bos)
     logger.info("converted %s: %d layers, d_model %d, act_fn %s", directory, cfg.n_layer, cfg.d_model, model_cfg.act_fn)
     return model.eval()
