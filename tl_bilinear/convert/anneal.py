@@ -49,7 +49,15 @@ class AnnealSchedule:
             raise ValueError(f"start_beta must be positive, got {self.start_beta!r}")
 
     def beta(self, step: int, max_steps: int) -> float:
-        """β for 0-based optimizer step ``step`` (see ``beta_at``)."""
+        """β for a step (see ``beta_at``).
+
+        Args:
+            step: the 0-based optimizer step about to be taken.
+            max_steps: the steps of the run.
+
+        Returns:
+            β.
+        """
         return beta_at(step, max_steps, self.start_beta, self.anneal_frac, self.schedule)
 
 
@@ -79,7 +87,14 @@ class AnnealTrainer(FinetuneTrainer):
         self.gates = install_swish_gates(model, self.schedule.start_beta)
 
     def train_step(self, batches: Any) -> dict[str, float]:
-        """One optimizer step at this step's β (logged as ``beta``)."""
+        """One optimizer step at this step's β.
+
+        Args:
+            batches: the micro-batch iterator (see ``Trainer.train_step``).
+
+        Returns:
+            The trainer's step record plus ``"beta"`` (written to ``metrics.jsonl``).
+        """
         beta = self.schedule.beta(self.step, self.max_steps)
         for gate in self.gates:
             gate.beta = beta

@@ -22,11 +22,24 @@ SCHEDULES = ("linear", "cosine")
 
 
 class SwishBeta(nn.Module):
-    """The gate ``x · sigmoid(β x)``; set ``beta`` between steps (it is not a parameter)."""
+    """The gate ``x · sigmoid(β x)``; set ``beta`` between steps (it is not trained).
+
+    β lives in a non-persistent buffer: it moves with the model, stays out of the
+    state dict, and changing it does not make ``torch.compile`` recompile.
+    """
 
     def __init__(self, beta: float) -> None:
         super().__init__()
-        self.beta = float(beta)
+        self.register_buffer("_beta", torch.tensor(float(beta)), persistent=False)
+
+    @property
+    def beta(self) -> float:
+        """The current β."""
+        return float(self._beta)
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._beta.fill_(float(value))
 
     def forward(self, x: Float[Tensor, "... d_mlp"]) -> Float[Tensor, "... d_mlp"]:
         """Apply the gate.
@@ -37,7 +50,7 @@ class SwishBeta(nn.Module):
         Returns:
             ``x · sigmoid(β x)``.
         """
-        return x * torch.sigmoid(self.beta * x)
+        return x * torch.sigmoid(self._beta * x)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta:g}"
