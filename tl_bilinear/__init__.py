@@ -14,13 +14,16 @@ from tl_bilinear.config import (  # noqa: E402
     list_presets,
     register_preset,
 )
+from tl_bilinear.convert import anneal_to_bilinear, from_official  # noqa: E402
 from tl_bilinear.model import freeze_biases, load, make_model, save  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "anneal_to_bilinear",
     "bilinear_config",
     "freeze_biases",
+    "from_official",
     "get_config",
     "get_preset",
     "list_presets",

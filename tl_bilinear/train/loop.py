@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from tl_bilinear.checkpoint import load_weights
 from tl_bilinear.model import (
@@ -98,6 +98,9 @@ class Trainer:
             ``stream_factory`` and no tokenizer anywhere, the data is taken as
             pre-tokenized and the checkpoint has no tokenizer.
         overwrite: a new run deletes a previous run's files in ``cfg.out_dir`` instead of refusing.
+        model_factory: ``(model_cfg, device) -> HookedTransformer`` building the model to
+            train (e.g. from pretrained weights); default: ``make_model`` with ``cfg.seed``.
+            On resume the checkpoint's weights are loaded into what it builds.
 
     Raises:
         FileExistsError: if ``cfg.out_dir`` already holds anything of a run (a checkpoint, even
@@ -114,6 +117,7 @@ class Trainer:
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
         overwrite: bool = False,
+        model_factory: Callable[[HookedTransformerConfig, torch.device], HookedTransformer] | None = None,
     ) -> None:
         self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
         self.info = distributed.setup(cfg.device)
@@ -133,7 +137,10 @@ class Trainer:
             from tl_bilinear.data import check_vocab
 
             check_vocab(self.tokenizer, model_cfg)
-        self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        if model_factory is None:
+            self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        else:
+            self.model = model_factory(model_cfg, self.info.device)
         self.model.tokenizer = self.tokenizer
         if cfg.fast_attention:
             from tl_bilinear.train.fast import use_fast_attention
