@@ -298,6 +298,10 @@ def load_weights(model: HookedTransformer, directory: str | os.PathLike, device:
 def load_checkpoint_tokenizer(directory: Path, meta: dict[str, Any], d_vocab: int) -> Any:
     """The checkpoint's tokenizer (local files only), checked against the model's ``d_vocab``.
 
+    The tokenizer must have the size recorded when the checkpoint was saved (``tokenizer_size``;
+    older checkpoints: exactly ``d_vocab``), and never more tokens than ``d_vocab`` (an id past
+    the embedding). A converted model may pad its embedding beyond its tokenizer.
+
     Args:
         directory: the checkpoint directory.
         meta: its ``read_checkpoint_config``.
@@ -308,7 +312,7 @@ def load_checkpoint_tokenizer(directory: Path, meta: dict[str, Any], d_vocab: in
 
     Raises:
         CheckpointError: if the tokenizer folder is missing or unreadable, or its size is
-            not ``d_vocab``.
+            not the recorded one (or exceeds ``d_vocab``).
     """
     name = meta.get("tokenizer")
     if not name:
@@ -324,9 +328,11 @@ def load_checkpoint_tokenizer(directory: Path, meta: dict[str, Any], d_vocab: in
     except (OSError, ValueError, TypeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{folder} is not a readable tokenizer ({reason}); {fix}") from None
-    if len(tokenizer) != d_vocab:
+    expected = meta.get("tokenizer_size") or d_vocab
+    if len(tokenizer) != expected or len(tokenizer) > d_vocab:
+        saved = f" and its tokenizer had {expected}" if expected != d_vocab else ""
         raise CheckpointError(
-            f"{folder} has {len(tokenizer)} tokens but the model's d_vocab is {d_vocab}: it is not this "
+            f"{folder} has {len(tokenizer)} tokens but the model's d_vocab is {d_vocab}{saved}: it is not this "
             f"model's tokenizer (was it overwritten?); {fix}"
         )
     return tokenizer

@@ -125,6 +125,7 @@ def write_model_files(
         "preset": preset if preset is not None else model.cfg.model_name,
         "model_config": config_to_json(model.cfg),
         "tokenizer": TOKENIZER_DIR if tokenizer is not None else None,
+        "tokenizer_size": len(tokenizer) if tokenizer is not None else None,
         **(extra or {}),
     }
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}

@@ -11,7 +11,7 @@ from tests.helpers.official import random_official, write_snapshot
 
 @pytest.fixture()
 def official_snapshot(tmp_path, tokenizer_dir):
-    vocab = tl_bilinear.data.load_tokenizer(tokenizer_dir).vocab_size
+    vocab = len(tl_bilinear.data.load_tokenizer(tokenizer_dir))  # every id, special tokens included
     config, state = random_official(vocab, n_layer=2, d_model=32, n_head=4, d_hidden=64)
     config["n_ctx"] = 32
     return write_snapshot(tmp_path / "snapshot", config, state, tokenizer_dir)

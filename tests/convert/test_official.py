@@ -21,7 +21,7 @@ SIZES = [
 
 @pytest.fixture(scope="module")
 def vocab(tokenizer_dir):
-    return AutoTokenizer.from_pretrained(str(tokenizer_dir)).vocab_size
+    return len(AutoTokenizer.from_pretrained(str(tokenizer_dir)))  # every id, special tokens included
 
 
 def snapshot(tmp_path, tokenizer_dir, vocab, name="snap", **kw):
@@ -68,7 +68,7 @@ def test_hub_layout_round_trip_and_checkpoint(tmp_path, tokenizer_dir, vocab):
     assert {p.name for p in directory.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json"}
     assert any(k.endswith("rotary.inv_freq") for k in load_file(str(directory / "model.safetensors")))
     model = tl_bilinear.from_official(str(directory))
-    assert model.tokenizer is not None and model.tokenizer.vocab_size == vocab
+    assert model.tokenizer is not None and len(model.tokenizer) == vocab
     # to_tokens gives exactly the tokenizer's ids (a BOS only where the tokenizer adds one)
     raw = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     assert model.to_tokens("the happy dog")[0].tolist() == raw("the happy dog")["input_ids"]
@@ -186,22 +186,28 @@ def test_tokenizer_errors(tmp_path, tokenizer_dir, vocab):
     with pytest.raises(ValueError, match="has no tokenizer files and its config names tokenizer='my-own'"):
         tl_bilinear.from_official(tmp_path / "notok")
     model = tl_bilinear.from_official(tmp_path / "notok", tokenizer=tokenizer_dir)  # the fix
-    assert model.tokenizer.vocab_size == vocab
-    config, state = random_official(vocab + 3)
-    write_snapshot(tmp_path / "wide", config, state, tokenizer_dir)
+    assert len(model.tokenizer) == vocab
+    config, state = random_official(vocab - 3)
+    write_snapshot(tmp_path / "narrow", config, state, tokenizer_dir)
     with pytest.raises(
-        ValueError, match=f"the tokenizer has {vocab} tokens but transformer.wte.weight has {vocab + 3} rows"
+        ValueError, match=f"the tokenizer has {vocab} tokens but transformer.wte.weight has only {vocab - 3} rows"
     ):
-        tl_bilinear.from_official(tmp_path / "wide")
+        tl_bilinear.from_official(tmp_path / "narrow")
+    config, state = random_official(vocab + 3)  # a padded embedding holds every id: fine
+    write_snapshot(tmp_path / "wide", config, state, tokenizer_dir)
+    wide = tl_bilinear.from_official(tmp_path / "wide")
+    assert wide.cfg.d_vocab == vocab + 3 and len(wide.tokenizer) == vocab
+    reloaded = tl_bilinear.load(tl_bilinear.save(wide, tmp_path / "saved"))  # the recorded tokenizer size
+    assert reloaded.cfg.d_vocab == vocab + 3 and len(reloaded.tokenizer) == vocab
 
 
 def test_tokens_match_a_tokenizer_that_adds_no_bos(tmp_path):
     """The official model saw what its tokenizer produced: no BOS is added where the tokenizer adds none."""
     docs = list(itertools.islice(iter_documents("builtin", seed=0), 200))
     train_tokenizer(docs, vocab_size=300, out_dir=tmp_path / "tok", show_progress=False)
-    config, state = random_official(300)
-    model = tl_bilinear.from_official(write_snapshot(tmp_path / "snap", config, state, tmp_path / "tok"))
     raw = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    config, state = random_official(len(raw))
+    model = tl_bilinear.from_official(write_snapshot(tmp_path / "snap", config, state, tmp_path / "tok"))
     ids = raw("the dog was happy")["input_ids"]
     assert ids[0] != raw.bos_token_id and not model.cfg.default_prepend_bos
     assert model.to_tokens("the dog was happy")[0].tolist() == ids

@@ -219,9 +219,9 @@ def from_official(
     state = read_weights(directory)
     d_vocab = check_weights(state, cfg, directory)
     tok = _load_tokenizer(tokenizer, directory, cfg)
-    if tok.vocab_size != d_vocab:
+    if len(tok) > d_vocab:  # ids past the embedding (a padded embedding, more rows, is fine)
         raise ValueError(
-            f"the tokenizer has {tok.vocab_size} tokens but transformer.wte.weight has {d_vocab} rows; "
+            f"the tokenizer has {len(tok)} tokens but transformer.wte.weight has only {d_vocab} rows; "
             "pass the tokenizer the model was trained with (tokenizer=DIRECTORY)"
         )
     # to_tokens must give what the tokenizer gave in training: a BOS only if the tokenizer adds one
