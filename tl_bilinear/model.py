@@ -327,15 +327,32 @@ def load(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(directory / meta["tokenizer"]))
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
     state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
+    return from_state_dict(cfg, state, tokenizer=tokenizer, source=f"{directory / WEIGHTS_FILE} (its config.json)")
+
+
+def from_state_dict(
+    cfg: HookedTransformerConfig, state: dict[str, torch.Tensor], *, tokenizer: Any = None, source: str = "the config"
+) -> HookedTransformer:
+    """A HookedTransformer of ``cfg`` holding the tensors of ``state``.
+
+    Args:
+        cfg: the config.
+        state: every parameter of the model (buffers may be left out).
+        tokenizer: a Hugging Face tokenizer for ``model.tokenizer``.
+        source: where the tensors come from, for the error message.
+
+    Returns:
+        The model, in eval mode, biases frozen (kept as given).
+
+    Raises:
+        ValueError: if ``state`` does not hold exactly the model's parameters.
+    """
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith(("IGNORE", "mask", "rotary_sin", "rotary_cos"))]
     if missing or unexpected:
-        raise ValueError(
-            f"{directory / WEIGHTS_FILE} does not match its config.json: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
+        raise ValueError(f"the weights do not match {source}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for name, param in model.named_parameters():
         if name.rsplit(".", 1)[-1].startswith("b_"):
             param.requires_grad_(False)
