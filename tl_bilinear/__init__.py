@@ -14,6 +14,7 @@ from tl_bilinear.config import (  # noqa: E402
     list_presets,
     register_preset,
 )
+from tl_bilinear.hf import from_hf, to_hf  # noqa: E402
 from tl_bilinear.model import freeze_biases, load, make_model, save  # noqa: E402
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "bilinear_config",
     "freeze_biases",
+    "from_hf",
     "get_config",
     "get_preset",
     "list_presets",
@@ -29,4 +31,5 @@ __all__ = [
     "register",
     "register_preset",
     "save",
+    "to_hf",
 ]

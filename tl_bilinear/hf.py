@@ -38,6 +38,8 @@ from tl_bilinear.activation import is_bilinear_act
 LINEAR_ACTS = ("linear",)
 #: The one Hugging Face ``model_type`` we read and write.
 MODEL_TYPE = "llama"
+_B_IN = "TransformerLens adds b_in after the product (gate(x) * up(x) + b_in), which a Llama MLP cannot hold"
+_PROJ_BIAS = "a bias inside a bilinear factor has no place in TransformerLens's gated MLP (no gate bias; b_in is added after the product)"
 #: HookedTransformerConfig fields that must keep their default for the Llama mapping to be exact.
 _LLAMA_DEFAULTS: dict[str, Any] = {
     "attn_only": False,
@@ -113,11 +115,12 @@ def hf_state_dict(model: Any) -> tuple[dict[str, Tensor], dict[str, bool]]:
     cfg = model.cfg
     _check_exportable(cfg)
     ours = {k: v.detach() for k, v in model.state_dict().items()}
-    if bool(ours["unembed.b_U"].any()):
-        raise ValueError("unembed.b_U is non-zero; a Llama lm_head has no bias (zero it to export)")
+    for suffix, why in (("unembed.b_U", "a Llama lm_head has no bias"), (".b_in", _B_IN)):
+        if _nonzero(ours, (suffix,)):
+            raise ValueError(f"{suffix.lstrip('.')} is non-zero: {why}; zero it to export")
     flags = {
         "attention_bias": _nonzero(ours, (".b_Q", ".b_K", ".b_V", ".b_O")),
-        "mlp_bias": _nonzero(ours, (".b_in", ".b_out")),
+        "mlp_bias": _nonzero(ours, (".b_out",)),
     }
     perm = rotary_permutation(cfg.d_head, cfg.rotary_adjacent_pairs)
     d_model = cfg.d_model
@@ -140,8 +143,8 @@ def hf_state_dict(model: Any) -> tuple[dict[str, Tensor], dict[str, bool]]:
         state[f"{dst}mlp.up_proj.weight"] = ours[mlp + "W_in"].T
         state[f"{dst}mlp.down_proj.weight"] = ours[mlp + "W_out"].T
         if flags["mlp_bias"]:
-            state[f"{dst}mlp.gate_proj.bias"] = torch.zeros_like(ours[mlp + "b_in"])
-            state[f"{dst}mlp.up_proj.bias"] = ours[mlp + "b_in"]
+            for hf in ("gate_proj", "up_proj"):
+                state[f"{dst}mlp.{hf}.bias"] = torch.zeros_like(ours[mlp + "b_in"])
             state[f"{dst}mlp.down_proj.bias"] = ours[mlp + "b_out"]
         for ln, hf in (("ln1", "input_layernorm"), ("ln2", "post_attention_layernorm")):
             state[f"{dst}{hf}.weight"] = ours.get(f"{src}{ln}.w", torch.ones(d_model, dtype=cfg.dtype))
@@ -292,15 +295,16 @@ def tl_state_dict(config: Any, state: dict[str, Tensor], fold_norms: bool = True
         o_proj = state[src + "self_attn.o_proj.weight"]  # [d_model, h*d_head]
         ours[dst + "attn.W_O"] = o_proj.T.reshape(n_heads, d_head, d_model).contiguous()
         ours[dst + "attn.b_O"] = state.get(src + "self_attn.o_proj.bias", o_proj.new_zeros(d_model))
-        gate_bias = state.get(src + "mlp.gate_proj.bias")
-        if gate_bias is not None and bool(gate_bias.any()):
-            raise ValueError(f"{src}mlp.gate_proj.bias is non-zero: TransformerLens's gated MLP has no gate bias")
+        for hf in ("gate_proj", "up_proj"):
+            bias = state.get(f"{src}mlp.{hf}.bias")
+            if bias is not None and bool(bias.any()):
+                raise ValueError(f"{src}mlp.{hf}.bias is non-zero: {_PROJ_BIAS}")
         gate = _fold_norm(state[src + "mlp.gate_proj.weight"], ln2, src + "post_attention_layernorm", fold_norms)
         up = _fold_norm(state[src + "mlp.up_proj.weight"], ln2, src + "post_attention_layernorm", fold_norms)
         down = state[src + "mlp.down_proj.weight"]
         ours[dst + "mlp.W_gate"], ours[dst + "mlp.W_in"] = gate.T.contiguous(), up.T.contiguous()
         ours[dst + "mlp.W_out"] = down.T.contiguous()
-        ours[dst + "mlp.b_in"] = state.get(src + "mlp.up_proj.bias", up.new_zeros(up.shape[0]))
+        ours[dst + "mlp.b_in"] = up.new_zeros(up.shape[0])
         ours[dst + "mlp.b_out"] = state.get(src + "mlp.down_proj.bias", down.new_zeros(d_model))
     return ours
 
