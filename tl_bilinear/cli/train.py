@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from tl_bilinear.cli import parse_count
+from tl_bilinear.cli.args import parse_count
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
