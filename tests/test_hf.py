@@ -181,3 +181,18 @@ def test_to_hf_refuses_what_llama_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="b_in is non-zero: TransformerLens adds b_in after the product"):
         to_hf(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_export(tmp_path, capsys):
+    from tests.helpers.cli import run_main
+
+    model = sharp_model()
+    tl_bilinear.save(model, tmp_path / "run" / "checkpoint")
+    status, err = run_main("export", tmp_path / "run", "--format", "hf", "--out", tmp_path / "hf", capsys=capsys)
+    assert status == 0, err
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    with torch.no_grad():
+        assert (hf(TOKENS).logits - model(TOKENS)).abs().max() <= 1e-4
+    capsys.readouterr()  # the loading progress bar
+    status, err = run_main("export", tmp_path / "nowhere", "--out", tmp_path / "x", capsys=capsys)
+    assert status == 2 and "tl-bilinear export: error: no checkpoint at" in err and err.count("\n") == 1

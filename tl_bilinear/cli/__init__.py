@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 
 #: Subcommand modules under ``tl_bilinear.cli``, in ``--help`` order.
-SUBCOMMANDS: list[str] = ["train", "tokenizer", "generate", "info", "demo", "analyze"]
+SUBCOMMANDS: list[str] = ["train", "tokenizer", "generate", "info", "demo", "analyze", "export"]
 
 #: Exceptions that are the user's to fix: one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
