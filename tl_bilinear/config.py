@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformer_lens import HookedTransformerConfig
-
 from tl_bilinear.activation import ACT_FN_NAME, register
+from tl_bilinear.compat import HookedTransformerConfig, config_fields, new_config
 
 register()
 
@@ -78,11 +77,10 @@ def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
         fields["d_head"] = fields["d_model"] // fields["n_heads"]
     if fields.get("d_mlp") is None:
         fields["d_mlp"] = 4 * fields["d_model"]
-    known = HookedTransformerConfig.__dataclass_fields__
-    unknown = sorted(set(fields) - set(known))
+    unknown = sorted(set(fields) - config_fields())
     if unknown:
         raise TypeError(f"unknown HookedTransformerConfig field(s) {unknown}")
-    return HookedTransformerConfig(**fields)
+    return new_config(**fields)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from tl_bilinear.activation import is_bilinear_act
+from tl_bilinear.compat import tl_state_dict
 
 #: Hugging Face ``hidden_act`` names whose function is the identity.
 LINEAR_ACTS = ("linear",)
@@ -114,7 +115,7 @@ def hf_state_dict(model: Any) -> tuple[dict[str, Tensor], dict[str, bool]]:
     """
     cfg = model.cfg
     _check_exportable(cfg)
-    ours = {k: v.detach() for k, v in model.state_dict().items()}
+    ours = tl_state_dict(model)
     for suffix, why in (("unembed.b_U", "a Llama lm_head has no bias"), (".b_in", _B_IN)):
         if _nonzero(ours, (suffix,)):
             raise ValueError(f"{suffix.lstrip('.')} is non-zero: {why}; zero it to export")
@@ -257,7 +258,7 @@ def _fold_norm(weight: Tensor, norm: Tensor, name: str, fold_norms: bool) -> Ten
     return weight * norm.to(weight.dtype)[None, :]
 
 
-def tl_state_dict(config: Any, state: dict[str, Tensor], fold_norms: bool = True) -> dict[str, Tensor]:
+def llama_to_tl_state(config: Any, state: dict[str, Tensor], fold_norms: bool = True) -> dict[str, Tensor]:
     """The TransformerLens state dict of a linear-activation ``LlamaForCausalLM`` state dict.
 
     Args:
@@ -393,7 +394,9 @@ def from_hf(
     else:
         hf_model = path_or_model
     cfg = hf_to_config(hf_model.config, dtype=dtype, device=str(device or "cpu"), **overrides)
-    state = tl_state_dict(hf_model.config, {k: v.detach().cpu() for k, v in hf_model.state_dict().items()}, fold_norms)
+    state = llama_to_tl_state(
+        hf_model.config, {k: v.detach().cpu() for k, v in hf_model.state_dict().items()}, fold_norms
+    )
     from tl_bilinear.model import from_state_dict
 
     state = {k: v.to(cfg.dtype) for k, v in state.items()}

@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from tl_bilinear.compat import (
+    HookedTransformer,
+    HookedTransformerConfig,
+    build_model,
+    config_fields,
+    is_bias,
+    load_tl_state,
+    tl_state_dict,
+)
 from tl_bilinear.config import get_config
 
 
@@ -32,7 +40,7 @@ def freeze_biases(model: HookedTransformer) -> HookedTransformer:
     """
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith("b_"):
+            if is_bias(name):
                 param.zero_()
                 param.requires_grad_(False)
     return model
@@ -66,10 +74,7 @@ def make_model(
         raise TypeError("overrides are only accepted with a preset name, not a config object")
     if device is not None:
         config = HookedTransformerConfig.from_dict({**config.to_dict(), "device": str(device)})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = HookedTransformer(config, move_to_device=True)
-    return freeze_biases(model)
+    return freeze_biases(build_model(config, seed))
 
 
 # --------------------------------------------------------------------------------------
@@ -139,8 +144,8 @@ def config_from_json(
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"
     fields["device"] = str(device)
-    for derived in ("n_params",):
-        fields.pop(derived, None)
+    known = config_fields()  # a checkpoint written under the other TransformerLens version may hold extra fields
+    fields = {key: value for key, value in fields.items() if key in known and key != "n_params"}
     return HookedTransformerConfig.from_dict(fields)
 
 
@@ -175,7 +180,7 @@ def write_model_files(
         "tokenizer": TOKENIZER_DIR if tokenizer is not None else None,
         **(extra or {}),
     }
-    state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    state = {name: tensor.contiguous().cpu() for name, tensor in tl_state_dict(model).items()}
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": CHECKPOINT_FORMAT})
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
@@ -348,12 +353,11 @@ def from_state_dict(
     Raises:
         ValueError: if ``state`` does not hold exactly the model's parameters.
     """
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not m.endswith(("IGNORE", "mask", "rotary_sin", "rotary_cos"))]
+    model = build_model(cfg, tokenizer=tokenizer)
+    missing, unexpected = load_tl_state(model, state)
     if missing or unexpected:
         raise ValueError(f"the weights do not match {source}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for name, param in model.named_parameters():
-        if name.rsplit(".", 1)[-1].startswith("b_"):
+        if is_bias(name):
             param.requires_grad_(False)
     return model.eval()

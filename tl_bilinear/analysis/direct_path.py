@@ -17,10 +17,10 @@ from typing import Literal
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.eigen import Eigendecomposition
 from tl_bilinear.analysis.weights import check_layer
+from tl_bilinear.compat import HookedTransformer
 
 
 @torch.no_grad()

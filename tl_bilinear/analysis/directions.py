@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
+
+from tl_bilinear.compat import HookedTransformer
 
 TokenLike = int | str | Sequence[int] | Sequence[str] | Tensor
 

@@ -10,7 +10,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.interaction import (
     bias_constant,
@@ -23,6 +22,7 @@ from tl_bilinear.analysis.interaction import (
 )
 from tl_bilinear.analysis.lanczos import bilinear_matvec, lanczos_topk
 from tl_bilinear.analysis.weights import BilinearWeights
+from tl_bilinear.compat import HookedTransformer
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import Literal
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.directions import as_directions
 from tl_bilinear.analysis.weights import BilinearWeights, compute_dtype, resolve_weights
+from tl_bilinear.compat import HookedTransformer
 
 #: Bytes of scratch memory one chunk of interaction matrices may use.
 CHUNK_BYTES = 256 * 2**20

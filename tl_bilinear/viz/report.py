@@ -17,13 +17,13 @@ from collections.abc import Iterable
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis import contrast_directions, effective_rank, eigendecompose, spectrum, unembed_directions
 from tl_bilinear.analysis.activations import eigen_activations
 from tl_bilinear.analysis.direct_path import direct_path_tokens
 from tl_bilinear.analysis.topk import top_activating_contexts
 from tl_bilinear.analysis.weights import check_layer
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.viz.html import HTMLDocument
 from tl_bilinear.viz.plots import effective_rank_figure, figure_html, spectrum_figure
 from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, display_vocab, topk_samples, topk_tokens
