@@ -89,7 +89,51 @@ def new_config(**fields: Any) -> Any:
     Returns:
         The config.
     """
-    return HookedTransformerConfig(**fields) if not TL4 else HookedTransformerConfig.from_dict(fields)
+    if not TL4:
+        return HookedTransformerConfig(**fields)
+    cfg = HookedTransformerConfig.from_dict(fields)
+    # What HookedTransformerConfig derived and TransformerBridgeConfig leaves unset.
+    if cfg.positional_embedding_type == "rotary" and cfg.rotary_dim is None:
+        cfg.rotary_dim = cfg.d_head
+    if cfg.use_attn_scale and cfg.attn_scale <= 0:
+        cfg.attn_scale = cfg.d_head**0.5
+    return cfg
+
+
+def require_tl3(feature: str) -> None:
+    """Refuse a feature that needs TransformerLens 3.9 (HookedTransformer internals).
+
+    Args:
+        feature: what needs it, for the message.
+
+    Raises:
+        ImportError: under TransformerLens 4.x, naming the feature and the fix.
+    """
+    if TL4:
+        raise ImportError(
+            f"{feature} needs transformer-lens 3.9 (HookedTransformer); transformer-lens {TL_VERSION} is installed. "
+            "Use an environment with pip install 'transformer-lens>=3.9,<4'"
+        )
+
+
+def set_tokenizer(model: Any, tokenizer: Any) -> Any:
+    """Give ``model`` a Hugging Face tokenizer (right padding), under either TransformerLens.
+
+    Args:
+        model: a HookedTransformer or TransformerBridge (changed in place).
+        tokenizer: the tokenizer.
+
+    Returns:
+        The same model.
+    """
+    if TL4:
+        from transformer_lens.model_bridge.sources._bridge_builder import configure_tokenizer  # what boot_native uses
+
+        model.tokenizer = configure_tokenizer(tokenizer, model.cfg)
+        model.tokenizer.padding_side = "right"
+    else:
+        model.set_tokenizer(tokenizer, default_padding_side="right")
+    return model
 
 
 def register_native_activation(name: str, fn: Any) -> None:
@@ -156,7 +200,9 @@ def build_model(cfg: Any, seed: int | None = None, tokenizer: Any = None) -> Any
             return HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
         cfg = copy.deepcopy(cfg)
         cfg.seed = seed
-        bridge = HookedTransformer.boot_native(cfg, tokenizer=tokenizer, device=cfg.device, dtype=cfg.dtype)
+        bridge = HookedTransformer.boot_native(
+            cfg, tokenizer=tokenizer, device=cfg.device, dtype=cfg.dtype, model_name=cfg.model_name
+        )
     return guard_compatibility_mode(bridge)
 
 

@@ -49,11 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    from tl_bilinear.train import TrainingDiverged
+    from tl_bilinear.compat import TL4
 
+    # training needs TransformerLens 3.9; under 4.x `tl-bilinear train` fails with its ImportError
+    errors = USER_ERRORS if TL4 else (*USER_ERRORS, importlib.import_module("tl_bilinear.train").TrainingDiverged)
     try:
         return args.func(args)
-    except (*USER_ERRORS, TrainingDiverged) as error:
+    except errors as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         parser.exit(2, f"tl-bilinear {args.command}: error: {message}\n")
     except KeyboardInterrupt:
