@@ -116,23 +116,27 @@ def require_tl3(feature: str) -> None:
         )
 
 
-def set_tokenizer(model: Any, tokenizer: Any) -> Any:
-    """Give ``model`` a Hugging Face tokenizer (right padding), under either TransformerLens.
+def set_tokenizer(model: Any, tokenizer: Any, default_padding_side: str = "right") -> Any:
+    """Give ``model`` a Hugging Face tokenizer, under either TransformerLens.
+
+    Our 4.x bridges also have this as ``bridge.set_tokenizer(tokenizer, default_padding_side=...)``,
+    HookedTransformer's method, so 3.9 code keeps working.
 
     Args:
         model: a HookedTransformer or TransformerBridge (changed in place).
         tokenizer: the tokenizer.
+        default_padding_side: ``"right"`` or ``"left"``.
 
     Returns:
         The same model.
     """
-    if TL4:
-        from transformer_lens.model_bridge.sources._bridge_builder import configure_tokenizer  # what boot_native uses
+    if not TL4:
+        model.set_tokenizer(tokenizer, default_padding_side=default_padding_side)
+        return model
+    from transformer_lens.model_bridge.sources._bridge_builder import configure_tokenizer  # what boot_native uses
 
-        model.tokenizer = configure_tokenizer(tokenizer, model.cfg)
-        model.tokenizer.padding_side = "right"
-    else:
-        model.set_tokenizer(tokenizer, default_padding_side="right")
+    model.tokenizer = configure_tokenizer(tokenizer, model.cfg)
+    model.tokenizer.padding_side = default_padding_side
     return model
 
 
@@ -203,6 +207,7 @@ def build_model(cfg: Any, seed: int | None = None, tokenizer: Any = None) -> Any
         bridge = HookedTransformer.boot_native(
             cfg, tokenizer=tokenizer, device=cfg.device, dtype=cfg.dtype, model_name=cfg.model_name
         )
+    bridge.set_tokenizer = functools.partial(set_tokenizer, bridge)
     return guard_compatibility_mode(bridge)
 
 
