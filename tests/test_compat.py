@@ -1,5 +1,7 @@
 """The TransformerLens 3.9 / 4.x layer: version range, the model class, the SiLU trap of compatibility mode."""
 
+import copy
+
 import pytest
 import torch
 
@@ -57,7 +59,9 @@ def bridges(tmp_path):
 def test_compatibility_mode_never_computes_swiglu(tmp_path):
     """Fails if the trap comes back: TL's weight-processing path swaps the bilinear MLP for SiLU."""
     tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
-    for route, bridge in bridges(tmp_path).items():
+    routes = bridges(tmp_path)
+    routes["deepcopy"] = copy.deepcopy(routes["load"])
+    for route, bridge in routes.items():
         with torch.no_grad():
             before = bridge(tokens)
         try:

@@ -23,8 +23,8 @@ exact.
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
+import types
 from importlib.metadata import version
 from typing import Any
 
@@ -164,8 +164,17 @@ def register_native_activation(name: str, fn: Any) -> None:
     registry[name] = fn
 
 
+def _guarded_compatibility_mode(bridge: Any, *args: Any, no_processing: bool = False, **kwargs: Any) -> None:
+    if not no_processing:
+        raise ValueError(COMPATIBILITY_TRAP)
+    return type(bridge).enable_compatibility_mode(bridge, *args, no_processing=True, **kwargs)
+
+
 def guard_compatibility_mode(bridge: Any) -> Any:
     """Make ``bridge.enable_compatibility_mode`` refuse the weight processing that turns bilinear into SwiGLU.
+
+    Also gives the bridge HookedTransformer's ``set_tokenizer`` (see ``set_tokenizer``). Both
+    are bound methods of this instance, so they survive ``copy.deepcopy``.
 
     Args:
         bridge: a TransformerBridge of a bilinear model (changed in place).
@@ -173,15 +182,8 @@ def guard_compatibility_mode(bridge: Any) -> Any:
     Returns:
         The same bridge.
     """
-    original = bridge.enable_compatibility_mode
-
-    @functools.wraps(original)
-    def enable_compatibility_mode(*args: Any, no_processing: bool = False, **kwargs: Any) -> None:
-        if not no_processing:
-            raise ValueError(COMPATIBILITY_TRAP)
-        return original(*args, no_processing=True, **kwargs)
-
-    bridge.enable_compatibility_mode = enable_compatibility_mode
+    bridge.enable_compatibility_mode = types.MethodType(_guarded_compatibility_mode, bridge)
+    bridge.set_tokenizer = types.MethodType(set_tokenizer, bridge)
     return bridge
 
 
@@ -207,7 +209,6 @@ def build_model(cfg: Any, seed: int | None = None, tokenizer: Any = None) -> Any
         bridge = HookedTransformer.boot_native(
             cfg, tokenizer=tokenizer, device=cfg.device, dtype=cfg.dtype, model_name=cfg.model_name
         )
-    bridge.set_tokenizer = functools.partial(set_tokenizer, bridge)
     return guard_compatibility_mode(bridge)
 
 

@@ -372,8 +372,8 @@ def from_hf(
         **overrides: more ``bilinear_config`` fields (e.g. ``n_ctx``).
 
     Returns:
-        The HookedTransformer in eval mode, biases frozen, ``model.tokenizer`` set when
-        there is a tokenizer.
+        The HookedTransformer (a TransformerBridge under TransformerLens 4.x) in eval mode,
+        biases frozen, ``model.tokenizer`` set when there is a tokenizer.
 
     Raises:
         ValueError: if the model is not a Llama with ``hidden_act='linear'`` (the message
