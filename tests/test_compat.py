@@ -98,3 +98,11 @@ def test_bridge_set_tokenizer(tokenizer_dir):
     model = tl_bilinear.make_model("ts-micro", d_vocab=400)
     model.set_tokenizer(AutoTokenizer.from_pretrained(str(tokenizer_dir)), default_padding_side="right")
     assert model.to_tokens("happy dog").shape[0] == 1 and model.tokenizer.padding_side == "right"
+
+
+@only_tl4
+def test_cli_train_under_tl4_is_one_clear_error(tmp_path, capsys):
+    from tests.helpers.cli import run_main
+
+    status, err = run_main("train", "--preset", "ts-micro", "--out", tmp_path / "run", capsys=capsys)
+    assert status == 2 and "needs transformer-lens 3.9" in err and err.count("\n") == 1
