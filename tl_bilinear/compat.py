@@ -262,9 +262,3 @@ def tl_state_dict(model: Any) -> dict[str, Tensor]:
         state[f"blocks.{layer}.mlp.b_in"] = block.mlp.W_in.new_zeros(block.mlp.W_in.shape[1])
         state[f"blocks.{layer}.mlp.b_out"] = block.mlp.W_out.new_zeros(block.mlp.W_out.shape[1])
     return {k: v.detach() for k, v in state.items()}
-
-
-def is_bias(name: str) -> bool:
-    """Whether a parameter name (HookedTransformer ``b_*`` or TransformerBridge ``*.bias``) is a bias."""
-    last = name.rsplit(".", 1)[-1]
-    return last.startswith("b_") or last == "bias"

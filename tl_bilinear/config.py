@@ -54,6 +54,22 @@ def _validate(fields: dict[str, Any]) -> None:
             )
 
 
+def is_bias(name: str) -> bool:
+    """Whether a parameter (state-dict name) is a bias: leaf ``b_*`` (HookedTransformer) or ``bias`` (TL 4 bridge).
+
+    HookedTransformer has no switch to drop biases, so a bilinear model keeps them at
+    zero and frozen (``make_model``); parameter counts list them apart.
+
+    Args:
+        name: a parameter name such as ``"blocks.0.mlp.b_in"`` or ``"blocks.0.attn.q.bias"``.
+
+    Returns:
+        True for a bias.
+    """
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf.startswith("b_") or leaf == "bias"
+
+
 def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
     """Build a HookedTransformerConfig with the paper's bilinear architecture.
 

@@ -18,11 +18,10 @@ from tl_bilinear.compat import (
     HookedTransformerConfig,
     build_model,
     config_fields,
-    is_bias,
     load_tl_state,
     tl_state_dict,
 )
-from tl_bilinear.config import get_config
+from tl_bilinear.config import get_config, is_bias
 
 
 def freeze_biases(model: HookedTransformer) -> HookedTransformer:
