@@ -7,7 +7,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 import tl_bilinear
-from tl_bilinear.compat import set_tokenizer
 
 #: Strings that must show literally in every view (they are also whole tokens).
 NASTY = [
@@ -51,4 +50,5 @@ def text_model_with(tokenizer_dir: Path):
         n_layers=2, d_model=32, n_heads=4, n_ctx=24, d_vocab=len(tokenizer), dtype=torch.float64
     )
     model = tl_bilinear.make_model(cfg, seed=0)
-    return set_tokenizer(model, tokenizer)
+    model.set_tokenizer(tokenizer, default_padding_side="right")
+    return model
