@@ -14,15 +14,27 @@ from tl_bilinear.config import (  # noqa: E402
     list_presets,
     register_preset,
 )
-from tl_bilinear.convert import anneal_to_bilinear, from_official  # noqa: E402
+from tl_bilinear.convert import from_official  # noqa: E402
+from tl_bilinear.hf import from_hf, to_hf  # noqa: E402
 from tl_bilinear.model import freeze_biases, load, make_model, save  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``anneal_to_bilinear`` is imported on first use: it needs the trainer (TransformerLens 3.9)."""
+    if name == "anneal_to_bilinear":
+        from tl_bilinear.convert.anneal import anneal_to_bilinear
+
+        return anneal_to_bilinear
+    raise AttributeError(f"module 'tl_bilinear' has no attribute {name!r}")
+
 
 __all__ = [
     "anneal_to_bilinear",
     "bilinear_config",
     "freeze_biases",
+    "from_hf",
     "from_official",
     "get_config",
     "get_preset",
@@ -32,4 +44,5 @@ __all__ = [
     "register",
     "register_preset",
     "save",
+    "to_hf",
 ]

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformer_lens import HookedTransformerConfig
-
 from tl_bilinear.activation import ACT_FN_NAME, register
+from tl_bilinear.compat import HookedTransformerConfig, config_fields, new_config
 
 register()
 
@@ -56,18 +55,19 @@ def _validate(fields: dict[str, Any]) -> None:
 
 
 def is_bias(name: str) -> bool:
-    """Whether a parameter (state-dict name) is a bias: its leaf name starts with ``b_``.
+    """Whether a parameter (state-dict name) is a bias: leaf ``b_*`` (HookedTransformer) or ``bias`` (TL 4 bridge).
 
     HookedTransformer has no switch to drop biases, so a bilinear model keeps them at
     zero and frozen (``make_model``); parameter counts list them apart.
 
     Args:
-        name: a parameter name such as ``"blocks.0.mlp.b_in"``.
+        name: a parameter name such as ``"blocks.0.mlp.b_in"`` or ``"blocks.0.attn.q.bias"``.
 
     Returns:
         True for a bias.
     """
-    return name.rsplit(".", 1)[-1].startswith("b_")
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf.startswith("b_") or leaf == "bias"
 
 
 def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
@@ -93,11 +93,10 @@ def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
         fields["d_head"] = fields["d_model"] // fields["n_heads"]
     if fields.get("d_mlp") is None:
         fields["d_mlp"] = 4 * fields["d_model"]
-    known = HookedTransformerConfig.__dataclass_fields__
-    unknown = sorted(set(fields) - set(known))
+    unknown = sorted(set(fields) - config_fields())
     if unknown:
         raise TypeError(f"unknown HookedTransformerConfig field(s) {unknown}")
-    return HookedTransformerConfig(**fields)
+    return new_config(**fields)
 
 
 @dataclass(frozen=True)

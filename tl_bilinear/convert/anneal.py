@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformer_lens import HookedTransformer
-
 from tl_bilinear.activation import ACT_FN_NAME
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.convert.finetune import FinetuneTrainer, train_config_for, trainer_kwargs
 from tl_bilinear.convert.swish import SCHEDULES, beta_at, check_annealable, install_swish_gates, swish0_to_bilinear
 from tl_bilinear.model import load, read_checkpoint_config

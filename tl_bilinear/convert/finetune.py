@@ -13,8 +13,8 @@ import os
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from tl_bilinear.compat import HookedTransformer, HookedTransformerConfig
 from tl_bilinear.config import get_config, list_presets
 from tl_bilinear.train import TrainConfig, Trainer, TrainResult
 

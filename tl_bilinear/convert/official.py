@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from jaxtyping import Int
 from torch import Tensor
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from tl_bilinear.compat import HookedTransformer, HookedTransformerConfig
 from tl_bilinear.config import bilinear_config
 from tl_bilinear.convert.snapshot import GATES, OfficialConfig, check_weights, read_config, read_weights
 from tl_bilinear.model import freeze_biases

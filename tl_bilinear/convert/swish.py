@@ -12,9 +12,9 @@ import math
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from tl_bilinear.activation import ACT_FN_NAME
+from tl_bilinear.compat import HookedTransformer, HookedTransformerConfig
 
 #: act_fn names that are Swish_β gates (exactly for SiLU, approximately for GELU) and their β.
 START_BETA = {"silu": 1.0, "gelu": 1.702, "gelu_new": 1.702, "gelu_fast": 1.702, "gelu_pytorch_tanh": 1.702}

@@ -22,11 +22,15 @@ optimised at all; the RMS norms have no parameters. Learning rate: linear warm-u
 linear decay (the paper's schedule), cosine, or constant.
 """
 
-from tl_bilinear.train.baselines import BASELINES, PAPER_TABLE_6, baseline_config, baseline_overrides
-from tl_bilinear.train.config import TrainConfig
-from tl_bilinear.train.fast import use_fast_attention
-from tl_bilinear.train.loop import ResumeMismatch, Trainer, TrainingDiverged, TrainResult, lm_loss, train
-from tl_bilinear.train.optim import lr_at, make_optimizer, param_groups
+from tl_bilinear.compat import require_tl3
+
+require_tl3("training (tl_bilinear.train, tl-bilinear train)")
+
+from tl_bilinear.train.baselines import BASELINES, PAPER_TABLE_6, baseline_config, baseline_overrides  # noqa: E402
+from tl_bilinear.train.config import TrainConfig  # noqa: E402
+from tl_bilinear.train.fast import use_fast_attention  # noqa: E402
+from tl_bilinear.train.loop import ResumeMismatch, Trainer, TrainingDiverged, TrainResult, lm_loss, train  # noqa: E402
+from tl_bilinear.train.optim import lr_at, make_optimizer, param_groups  # noqa: E402
 
 __all__ = [
     "BASELINES",
