@@ -7,6 +7,7 @@ from tl_bilinear.activation import register
 
 register()
 
+from tl_bilinear.compat import TL4  # noqa: E402
 from tl_bilinear.config import (  # noqa: E402
     bilinear_config,
     get_config,
@@ -18,15 +19,18 @@ from tl_bilinear.convert import from_official  # noqa: E402
 from tl_bilinear.hf import from_hf, to_hf  # noqa: E402
 from tl_bilinear.model import freeze_biases, load, make_model, save  # noqa: E402
 
+if not TL4:  # the trainer needs TransformerLens 3.9
+    from tl_bilinear.convert import anneal_to_bilinear
+
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``anneal_to_bilinear`` is imported on first use: it needs the trainer (TransformerLens 3.9)."""
+    """Under TransformerLens 4.x, ``anneal_to_bilinear`` (it needs the trainer) is one clear ImportError."""
     if name == "anneal_to_bilinear":
-        from tl_bilinear.convert.anneal import anneal_to_bilinear
+        from tl_bilinear import convert
 
-        return anneal_to_bilinear
+        return convert.anneal_to_bilinear
     raise AttributeError(f"module 'tl_bilinear' has no attribute {name!r}")
 
 

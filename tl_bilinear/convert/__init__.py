@@ -4,28 +4,23 @@
 - ``anneal_to_bilinear``: a SwiGLU (or GeGLU) model finetuned into a bilinear one by
   annealing its gate's Swish β to 0 (the paper's Appendix J); ``finetune`` continues
   training a model as it is (the comparison at equal tokens). Both use the trainer, so they
-  need TransformerLens 3.9 and are imported on first use.
+  need TransformerLens 3.9.
 """
 
 from typing import Any
 
+from tl_bilinear.compat import TL4, require_tl3
 from tl_bilinear.convert.official import from_official
 from tl_bilinear.convert.swish import SwishBeta, swish0_to_bilinear
 
-#: Names that need the trainer (TransformerLens 3.9), imported on first use.
-_TRAINING = {
-    "AnnealResult": "anneal",
-    "AnnealSchedule": "anneal",
-    "anneal_to_bilinear": "anneal",
-    "finetune": "finetune",
-}
+if not TL4:  # the trainer needs TransformerLens 3.9
+    from tl_bilinear.convert.anneal import AnnealResult, AnnealSchedule, anneal_to_bilinear
+    from tl_bilinear.convert.finetune import finetune
 
 
 def __getattr__(name: str) -> Any:
-    if name in _TRAINING:
-        import importlib
-
-        return getattr(importlib.import_module(f"tl_bilinear.convert.{_TRAINING[name]}"), name)
+    if name in ("AnnealResult", "AnnealSchedule", "anneal_to_bilinear", "finetune"):
+        require_tl3(f"tl_bilinear.convert.{name}")  # under TransformerLens 4.x: one clear ImportError
     raise AttributeError(f"module 'tl_bilinear.convert' has no attribute {name!r}")
 
 
