@@ -8,7 +8,7 @@ import torch
 
 import tl_bilinear
 from tl_bilinear.data import TokenBlockStream
-from tl_bilinear.train import ResumeMismatch, Trainer, TrainingDiverged, train, use_fast_attention
+from tl_bilinear.train import ResumeMismatch, Trainer, TrainingDiverged, restore_stock_forwards, train
 from tl_bilinear.train import loop as train_loop
 
 
@@ -37,7 +37,7 @@ def test_checkpoint_loads_as_identical_model_with_tokenizer(tiny, tmp_path):
     loaded = tl_bilinear.load(tmp_path / "run")
     tokens = torch.randint(0, 320, (2, 32))
     torch.testing.assert_close(loaded(tokens), trainer.model.eval()(tokens), rtol=0, atol=1e-5)  # fast vs stock
-    use_fast_attention(trainer.model, False)
+    restore_stock_forwards(trainer.model)
     torch.testing.assert_close(loaded(tokens), trainer.model(tokens), rtol=0, atol=0)
     assert loaded.tokenizer.get_vocab() == trainer.tokenizer.get_vocab()
     text = "once upon a time there was a happy cat."
