@@ -102,3 +102,28 @@ class TimeBudget:
         self.per_step = (now - self._window[0]) / (step - self._window[1])
         self._window = now, step
         return step + int((0.9 * self.seconds - (now - self.start)) / self.per_step)
+
+
+def final_validation_batches(
+    budget: TimeBudget | None, wanted: int, batch_s: float | None, micro_batches_per_step: int = 1
+) -> int:
+    """How many validation batches a run's final validation uses: all, or what fits in the time left.
+
+    With a time budget the final validation may take what is left of it (the plan keeps
+    10% in reserve), so a job's later stages keep their share. A batch costs ``batch_s``
+    (measured by an earlier validation) or, before any, a third of a step's time per
+    micro-batch (a forward without the backward).
+
+    Args:
+        budget: the run's time budget (None: all batches).
+        wanted: the validation batches configured.
+        batch_s: measured seconds per validation batch, if known.
+        micro_batches_per_step: micro-batches in one timed step (gradient accumulation).
+
+    Returns:
+        A count in ``[1, wanted]``.
+    """
+    if budget is None or (budget.per_step is None and batch_s is None):
+        return wanted
+    per_batch = batch_s or budget.per_step / (3 * micro_batches_per_step)
+    return Deadline(budget.remaining(), budget.clock).fits(per_batch, at_most=wanted)

@@ -30,7 +30,7 @@ from tl_bilinear.model import (
     write_model_files,
 )
 from tl_bilinear.train import distributed
-from tl_bilinear.train.budget import Clock, Deadline, TimeBudget
+from tl_bilinear.train.budget import Clock, TimeBudget, final_validation_batches
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.log import METRICS_FILE, RunLog
 from tl_bilinear.train.optim import lr_at, make_optimizer
@@ -357,19 +357,10 @@ class Trainer:
             self.max_steps = self.cfg.max_steps
 
     def _final_val_batches(self, budget: TimeBudget | None) -> int:
-        """How many validation batches the final validation uses: all, or what fits in the time left.
-
-        With a time budget, the final validation may take what is left of it plus the
-        overrun margin's first half; a batch costs what the last validation measured, or
-        (before any) a third of a step per micro-batch, the cost of a forward.
-        """
-        if budget is None or budget.per_step is None and self._val_batch_s is None:
-            return self.cfg.eval_batches
-        per_batch = self._val_batch_s or budget.per_step / (3 * self.cfg.grad_accum)
-        time_left = Deadline(budget.remaining() + 0.125 * budget.seconds, budget.clock)
-        fit = time_left.fits(per_batch, at_most=self.cfg.eval_batches)
-        if fit < self.cfg.eval_batches:
-            logger.info("the final validation uses %d of %d batches (the time budget)", fit, self.cfg.eval_batches)
+        wanted = self.cfg.eval_batches
+        fit = final_validation_batches(budget, wanted, self._val_batch_s, self.cfg.grad_accum)
+        if fit < wanted:
+            logger.info("the final validation uses %d of %d batches (the time budget)", fit, wanted)
         return fit
 
     def _after_step(self, stop: StopCheck, budget: TimeBudget | None) -> tuple[str | None, float | None]:

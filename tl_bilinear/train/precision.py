@@ -69,8 +69,8 @@ def choose_precision(measurements: list[PrecisionRates], min_speedup: float = MI
     return "bf16" if ok else "fp32"
 
 
-def _best_seconds(fn: Callable[[], object], reps: int, min_seconds: float) -> float:
-    """The best time of ``fn`` over up to ``reps`` calls (stopping once ``min_seconds`` are spent)."""
+def _best_seconds(fn: Callable[[], object], reps: int, max_seconds: float = float("inf")) -> float:
+    """The best time of ``fn`` over ``reps`` calls after a warm-up (fewer once ``max_seconds`` are spent)."""
     fn()  # warm-up: allocation, kernel selection
     best, spent = float("inf"), 0.0
     for _ in range(reps):
@@ -78,7 +78,7 @@ def _best_seconds(fn: Callable[[], object], reps: int, min_seconds: float) -> fl
         fn()
         took = time.perf_counter() - start
         best, spent = min(best, took), spent + took
-        if spent >= min_seconds:
+        if spent >= max_seconds:
             break
     return best
 
@@ -116,7 +116,7 @@ def step_rates(micro_step: Callable[[str], None], tokens: int, reps: int = 2) ->
     Returns:
         The ``"training micro-step"`` rates in tokens/s.
     """
-    rates = {p: tokens / _best_seconds(lambda p=p: micro_step(p), reps, 0.0) for p in ("fp32", "bf16")}
+    rates = {p: tokens / _best_seconds(lambda p=p: micro_step(p), reps) for p in ("fp32", "bf16")}
     return PrecisionRates("training micro-step", rates["fp32"], rates["bf16"], "tokens/s")
 
 

@@ -1,27 +1,9 @@
-"""The main job: train a bilinear model on the built-in corpus, sample it, analyse it.
+"""``run_demo``: the main job's stages in one wall-clock budget, and how a stop ends them.
 
-``tl-bilinear demo --out runs/demo`` (what ``scripts/demo.sh`` runs) does, offline, in
-a wall-clock budget for the whole job (default 7 minutes on 2 CPU cores, at most 10),
-in named stages:
-
-1. ``tokenizer``: trains a BPE tokenizer (4096 tokens, lowercase) on the synthetic story
-   corpus, builds the model and chooses the precision (``"auto"``: bf16 autocast only
-   where this CPU runs it clearly faster than fp32, measured);
-2. ``train``: trains it (linear-decay schedule) for what the budget leaves after the
-   other stages' reserve (``POST_TRAINING_S``), fitting the step count to the measured
-   speed, with a final validation that shrinks to the time left; the checkpoint goes to
-   ``out/checkpoint``;
-3. ``samples`` and ``entropy``: sample stories, and the validation tokens' unigram entropy
-   (nats/token) to compare the validation loss with;
-4. ``analysis``: eigendecomposes the interaction matrices of a few sentiment words'
-   unembedding directions, plots their spectra (``out/spectra.png``), and checks the
-   identity ``u · hook_mlp_out == Σ λ_i (v_i · x)²`` on held-out stories;
-5. ``report``: the self-contained HTML analysis report of ``" sad"`` vs ``" happy"``
-   (``out/report.html``), scanning as many validation contexts as fit in the time left;
-6. everything to ``out/demo_summary.json``.
-
-Ctrl-C or SIGTERM stops any stage within seconds (training saves its checkpoint first),
-logs one line saying what was saved, and raises ``JobStopped``; a second one exits at once.
+Each stage is named while it runs (a Ctrl-C/SIGTERM logs which one it stopped, and what
+was saved); the stages after training size their work from the time left: the final
+validation's batches (the trainer), the sample length, the validation tokens read for
+the unigram entropy and the report's contexts (see ``tl_bilinear.demo``).
 """
 
 from __future__ import annotations
@@ -29,16 +11,17 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
+from tl_bilinear.demo.analysis import analyse, write_report
+from tl_bilinear.demo.summary import DemoResult, print_summary
 from tl_bilinear.train import Deadline, JobStopped, TrainConfig, Trainer, TrainResult
 from tl_bilinear.train.budget import Clock
 from tl_bilinear.train.stop import raise_on_signals
@@ -46,36 +29,13 @@ from tl_bilinear.train.stop import raise_on_signals
 logger = logging.getLogger(__name__)
 
 DEMO_PRESET = "ts-small"
-SENTIMENT_WORDS = (" happy", " sad", " scared", " angry", " good", " bad")
 PROMPTS = ("once upon a time", "one day, a little girl named", "the dog was not")
-#: Seconds of the job's budget kept for the stages after training (measured quiet: ~30 s).
-POST_TRAINING_S = 60.0
+#: Seconds of the job's budget kept for the stages after training (measured: ~30 s quiet, ~75 s at load 14).
+POST_TRAINING_S = 75.0
 #: Validation sequences per report batch, and the most batches the report scans.
 REPORT_BATCH, REPORT_BATCHES = 32, 8
-
-
-@dataclass
-class DemoResult:
-    """What the demo measured (also written to ``demo_summary.json``)."""
-
-    out_dir: str
-    preset: str
-    precision: str
-    tokens: int
-    steps: int
-    train_seconds: float
-    tokens_per_s: float
-    val_loss: float
-    unigram_entropy: float
-    samples: list[str]
-    words: list[str]
-    top_eigenvalues: dict[str, list[float]]
-    identity_max_abs_error: float
-    identity_max_abs_value: float
-    spectra_png: str
-    report_html: str
-    report_contexts: int
-    seconds: dict[str, float] = field(default_factory=dict)
+#: Validation tokens for the unigram entropy (fewer when time is short).
+ENTROPY_TOKENS = 200_000
 
 
 def demo_config(
@@ -123,80 +83,6 @@ def demo_config(
     return TrainConfig(**fields)
 
 
-def _sentiment_words(model) -> list[str]:
-    """Up to three of ``SENTIMENT_WORDS`` that are single tokens of the model's tokenizer."""
-    words = [w for w in SENTIMENT_WORDS if model.to_tokens(w, prepend_bos=False).shape[-1] == 1]
-    if not words:
-        raise ValueError(
-            f"none of {list(SENTIMENT_WORDS)} is a single token of this tokenizer "
-            f"({model.cfg.d_vocab} entries); the analysis needs one: train the tokenizer with a larger vocabulary"
-        )
-    return words[:3]
-
-
-def analyse(model, layer: int, texts: list[str], out_dir: Path) -> dict[str, Any]:
-    """Eigen-spectra of sentiment words and the identity check on real text.
-
-    Args:
-        model: the trained bilinear model (with tokenizer).
-        layer: the layer to decompose.
-        texts: held-out stories for the identity check.
-        out_dir: where ``spectra.png`` goes.
-
-    Returns:
-        ``{"words", "top_eigenvalues", "identity_max_abs_error", "identity_max_abs_value", "spectra_png"}``.
-    """
-    from tl_bilinear.analysis import eigendecompose, mlp_input, mlp_input_hook_names, unembed_directions
-    from tl_bilinear.viz import save_figure, spectra_figure
-
-    words = _sentiment_words(model)
-    directions = unembed_directions(model, words)  # [n, d_model]
-    eig = eigendecompose(model, layer, directions)  # all eigenpairs: the identity is exact
-    png = save_figure(
-        spectra_figure(eig.eigenvalues, [f"W_U[{w!r}]" for w in words], f"layer {layer}"), out_dir / "spectra.png"
-    )
-    tokens = model.to_tokens(texts[:4], padding_side="right")[:, : model.cfg.n_ctx]
-    names = [*mlp_input_hook_names(model, layer), f"blocks.{layer}.hook_mlp_out"]
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    x = mlp_input(model, layer, cache)  # [batch, pos, d_model]
-    direct = cache[f"blocks.{layer}.hook_mlp_out"] @ directions.T  # [batch, pos, n]
-    rebuilt = eig.reconstruct(x.to(eig.eigenvalues.dtype))  # Σ λ (v·x)² + constant
-    return {
-        "words": words,
-        "top_eigenvalues": {w: [round(float(v), 5) for v in eig.eigenvalues[i, :5]] for i, w in enumerate(words)},
-        "identity_max_abs_error": float((direct - rebuilt).abs().max()),
-        "identity_max_abs_value": float(direct.abs().max()),
-        "spectra_png": str(png),
-    }
-
-
-def write_report(model, layer: int, text: str, dataset, path: Path, *, max_batches: int = REPORT_BATCHES) -> Path:
-    """The self-contained HTML report of ``" sad"`` (vs ``" happy"`` when both are tokens).
-
-    Args:
-        model: the trained model (with tokenizer).
-        layer: the layer to analyse.
-        text: a story to show the eigenvectors' activations on.
-        dataset: a ``TokenBlockStream`` to scan for top-activating contexts.
-        path: where to write the page.
-        max_batches: ``REPORT_BATCH``-sequence batches of ``dataset`` to scan.
-
-    Returns:
-        The path written.
-    """
-    from tl_bilinear.viz import analysis_report
-
-    words = _sentiment_words(model)
-    direction = " sad" if " sad" in words else words[0]
-    versus = " happy" if " happy" in words and direction != " happy" else None
-    batches = dataset.batches(REPORT_BATCH)
-    report = analysis_report(
-        model, layer, direction, versus=versus, text=text, dataset=batches, max_batches=max_batches
-    )
-    return report.save(path)
-
-
 def _check_new_run(out_dir: str | os.PathLike, minutes: float, preset: str | None) -> None:
     """Refuse a bad budget, an unknown preset, or an ``out_dir`` holding a run, before any work."""
     from tl_bilinear.config import get_preset
@@ -232,18 +118,42 @@ def training_budget_s(remaining_s: float, *, small: bool) -> float | None:
     return None if small else max(30.0, remaining_s - POST_TRAINING_S)
 
 
-def report_batches(job: Deadline, batch_s: float) -> int:
-    """Report batches that fit in 60% of the job's time left (1 to ``REPORT_BATCHES``).
+def report_batches(job: Deadline, batch_s: float, available: int) -> int:
+    """Report batches that fit in 60% of the job's time left (1 to ``available``).
 
     Args:
         job: the job's deadline.
         batch_s: seconds to scan one batch (a measured forward of ``REPORT_BATCH`` sequences,
             times 1.5 for the activation caching).
+        available: the validation batches read.
 
     Returns:
         The number of batches to scan.
     """
-    return job.fits(batch_s, share=0.6, at_most=REPORT_BATCHES)
+    return job.fits(batch_s, share=0.6, at_most=min(available, REPORT_BATCHES))
+
+
+def validation_blocks(val_stream, job: Deadline, want_tokens: int = ENTROPY_TOKENS) -> list[torch.Tensor]:
+    """``REPORT_BATCH``-sequence validation batches: ``want_tokens`` of them, or what 20% of the time left reads.
+
+    The same blocks give the unigram entropy and the report's contexts (generating the
+    validation split of the built-in corpus is the cost: 1% of its stories).
+
+    Args:
+        val_stream: the validation ``TokenBlockStream``.
+        job: the job's deadline.
+        want_tokens: the tokens wanted.
+
+    Returns:
+        At least one batch.
+    """
+    read = Deadline(0.2 * max(job.remaining(), 0.0), job.clock)
+    blocks: list[torch.Tensor] = []
+    for block in val_stream.batches(REPORT_BATCH):
+        blocks.append(block)
+        if sum(b.numel() for b in blocks) >= want_tokens or read.remaining() < 0:
+            break
+    return blocks
 
 
 class _Stages:
@@ -279,15 +189,20 @@ def _held_out_stories() -> list[str]:
     return [d for i, d in enumerate(itertools.islice(iter_documents("builtin"), 5000)) if is_validation(i)]
 
 
-def _report_stage(model, text: str, val_stream, path: Path, job: Deadline, small: bool) -> tuple[Path, int]:
+def _entropy(blocks: list[torch.Tensor], d_vocab: int) -> float:
+    from tl_bilinear.data import unigram_entropy
+
+    return unigram_entropy(torch.cat(blocks), d_vocab, max_tokens=None)
+
+
+def _report_stage(model, text: str, blocks: list[torch.Tensor], path: Path, job: Deadline, small: bool):
     """Time one forward of a report batch, then write the report with the batches that fit."""
-    block = next(iter(val_stream.batches(REPORT_BATCH)))
     start = job.clock()
     with torch.no_grad():
-        model(block, return_type="logits")
-    batches = 2 if small else report_batches(job, 1.5 * (job.clock() - start))
-    layer = model.cfg.n_layers - 1
-    return write_report(model, layer, text, val_stream, path, max_batches=batches), batches * REPORT_BATCH
+        model(blocks[0], return_type="logits")
+    batches = min(2, len(blocks)) if small else report_batches(job, 1.5 * (job.clock() - start), len(blocks))
+    report = write_report(model, model.cfg.n_layers - 1, text, blocks[:batches], path)
+    return report, sum(len(b) for b in blocks[:batches])
 
 
 def _saved(out: Path) -> str:
@@ -336,7 +251,7 @@ def run_demo(
         ValueError: if ``minutes`` is not positive or ``precision`` is unknown.
         JobStopped: after a Ctrl-C or SIGTERM (logged in one line: the stage, what was saved).
     """
-    from tl_bilinear.data import TokenBlockStream, unigram_entropy
+    from tl_bilinear.data import TokenBlockStream
     from tl_bilinear.model import load
 
     _check_new_run(out_dir, minutes, preset)
@@ -350,11 +265,12 @@ def run_demo(
             model = load(out)
             samples = stages.run("samples", _samples, model, job, small)
             val_stream = TokenBlockStream("builtin", model.tokenizer, model.cfg.n_ctx, split="validation")
-            entropy = stages.run("entropy", unigram_entropy, val_stream, model.cfg.d_vocab, max_tokens=200_000)
+            blocks = stages.run("validation data", validation_blocks, val_stream, job)
+            entropy = stages.run("entropy", _entropy, blocks, model.cfg.d_vocab)
             held_out = _held_out_stories()
             analysis = stages.run("analysis", analyse, model, model.cfg.n_layers - 1, held_out, out)
             report, contexts = stages.run(
-                "report", _report_stage, model, held_out[0], val_stream, out / "report.html", job, small
+                "report", _report_stage, model, held_out[0], blocks, out / "report.html", job, small
             )
     except JobStopped:
         logger.warning("demo stopped during %s: %s", stages.current, _saved(out))
@@ -377,31 +293,5 @@ def run_demo(
         **analysis,
     )
     (out / "demo_summary.json").write_text(json.dumps(asdict(demo), indent=2))
-    _report(demo, stream or sys.stdout)
+    print_summary(demo, stream or sys.stdout)
     return demo
-
-
-def _report(demo: DemoResult, stream: TextIO) -> None:
-    w = stream.write
-    w("\n=== sample stories (temperature 0.7) ===\n")
-    for text in demo.samples:  # indented continuation lines keep each story inside its bullet
-        w("- " + text.strip().replace("\n", "\n  ") + "\n")
-    w("\n=== it learns ===\n")
-    w(f"validation loss       {demo.val_loss:.3f} nats/token (perplexity {math.exp(demo.val_loss):.1f})\n")
-    w(f"unigram entropy       {demo.unigram_entropy:.3f} nats/token (a context-free model's best)\n")
-    w(
-        f"trained on            {demo.tokens:,} tokens, {demo.steps} steps, {demo.tokens_per_s:,.0f} tokens/s "
-        f"({demo.precision})\n"
-    )
-    w("\n=== weight-based analysis ===\n")
-    w(f"spectra of {', '.join(repr(x) for x in demo.words)}: {demo.spectra_png}\n")
-    w(f"analysis report (opens offline in a browser): {demo.report_html}\n")
-    for word, values in demo.top_eigenvalues.items():
-        w(f"  top |λ| of W_U[{word!r}]: {', '.join(f'{v:+.4f}' for v in values)}\n")
-    w(
-        f"identity u·hook_mlp_out == Σλ(v·x)²: max |error| {demo.identity_max_abs_error:.2e} "
-        f"(values up to {demo.identity_max_abs_value:.2f})\n"
-    )
-    w("\ntimes: " + ", ".join(f"{k} {v:.0f}s" for k, v in demo.seconds.items()) + "\n")
-    w(f"checkpoint: {demo.out_dir}/checkpoint   (tl_bilinear.load({demo.out_dir!r}))\n")
-    stream.flush()
