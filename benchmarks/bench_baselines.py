@@ -21,7 +21,6 @@ from pathlib import Path
 
 from machine import print_machine
 
-from tl_bilinear.cli import parse_count
 from tl_bilinear.config import BASELINES, PAPER_TABLE_6, baseline_overrides
 from tl_bilinear.data import iter_documents, train_tokenizer
 from tl_bilinear.train import TrainConfig, train
@@ -30,7 +29,7 @@ from tl_bilinear.train import TrainConfig, train
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="ts-tiny")
-    parser.add_argument("--tokens", type=parse_count, default=600_000, help="training tokens per model")
+    parser.add_argument("--tokens", type=int, default=600_000, help="training tokens per model")
     parser.add_argument("--models", nargs="+", default=["bilinear", "reglu", "swiglu"], choices=list(BASELINES))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--n-ctx", type=int, default=128)

@@ -10,7 +10,8 @@ import pytest
 import tl_bilinear
 from tests.helpers.cli import run_main
 from tl_bilinear import cli
-from tl_bilinear.train import cli as train_cli
+from tl_bilinear.cli import args as cli_args
+from tl_bilinear.cli import train as train_cli
 
 TINY = [
     "--preset",
@@ -106,9 +107,13 @@ def test_bad_input_is_one_clear_line(capsys, tmp_path):
 
 
 def test_parse_count_and_registry():
-    assert cli.parse_count("2M") == 2_000_000 and cli.parse_count("500k") == 500_000 and cli.parse_count("1e6") == 10**6
+    assert (
+        cli_args.parse_count("2M") == 2_000_000
+        and cli_args.parse_count("500k") == 500_000
+        and cli_args.parse_count("1e6") == 10**6
+    )
     with pytest.raises(Exception, match="not a count"):
-        cli.parse_count("lots")
+        cli_args.parse_count("lots")
     names = [a.dest for a in cli.build_parser()._subparsers._group_actions[0]._choices_actions]
     assert {"train", "tokenizer", "generate", "info", "demo", "analyze"} <= set(names)
 

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 import tl_bilinear
+from tests.helpers.cli import run_main
 from tests.helpers.text import CORPUS
 from tests.viz.helpers import rendered_props
 from tl_bilinear.analysis import effective_rank, spectrum
 from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.viz import analysis_report, effective_rank_figure, save_figure, spectrum_figure
-from tl_bilinear.viz.cli import main as analyze_main
 
 TEXT = "The dog was sad <s> &amp; <script>alert(1)</script> then happy. " * 3
 
@@ -61,36 +61,15 @@ def checkpoint(text_model, tmp_path_factory):
     return tl_bilinear.save(text_model, tmp_path_factory.mktemp("ckpt") / "model")
 
 
-def test_analyze_command_writes_the_report(checkpoint, tmp_path):
+def test_analyze_command_writes_the_report(checkpoint, tmp_path, capsys):
     text = tmp_path / "story.txt"
     text.write_text(TEXT, encoding="utf-8")
     docs = tmp_path / "docs.txt"
     docs.write_text("<|endoftext|>".join(CORPUS[:6]), encoding="utf-8")
     out = tmp_path / "report.html"
-    assert (
-        analyze_main(
-            [
-                str(checkpoint),
-                "--layer",
-                "0",
-                "--token",
-                " sad",
-                "--vs",
-                " happy",
-                "--text",
-                str(text),
-                "--out",
-                str(out),
-                "--dataset",
-                str(docs),
-                "--max-batches",
-                "2",
-                "--k",
-                "2",
-            ]
-        )
-        == 0
-    )
+    args = ["--layer", 0, "--token", " sad", "--vs", " happy", "--text", text, "--out", out, "--dataset", docs]
+    status, _ = run_main("analyze", checkpoint, *args, "--max-batches", 2, "--k", 2, capsys=capsys)
+    assert status == 0
     page = out.read_text(encoding="utf-8")
     assert "Top-activating dataset contexts" in page and "Activations on the text" in page
 
@@ -104,10 +83,10 @@ def test_analyze_command_writes_the_report(checkpoint, tmp_path):
     ],
 )
 def test_analyze_command_bad_input(checkpoint, tmp_path, capsys, args, message):
-    with pytest.raises(SystemExit) as exit_info:
-        analyze_main([str(checkpoint), *args, "--out", str(tmp_path / "r.html"), "--dataset", "none"])
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    status, err = run_main(
+        "analyze", checkpoint, *args, "--out", tmp_path / "r.html", "--dataset", "none", capsys=capsys
+    )
+    assert status == 2 and message in err
 
 
 def test_tl_bilinear_command_dispatches_analyze(checkpoint, tmp_path, capsys):

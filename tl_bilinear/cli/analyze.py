@@ -4,9 +4,6 @@ Example::
 
     tl-bilinear analyze runs/ts-micro --layer 0 --token " sad" --vs " happy" \\
         --text story.txt --out report.html
-
-``tl_bilinear/cli.py`` registers :func:`add_parser`; ``python -m tl_bilinear.viz.cli``
-runs the subcommand on its own.
 """
 
 from __future__ import annotations
@@ -14,11 +11,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tl_bilinear.cli import parse_count
+from tl_bilinear.cli.args import parse_count
 
 logger = logging.getLogger(__name__)
 
@@ -126,26 +122,3 @@ def run(args: argparse.Namespace) -> int:
     path = report.save(args.out)
     logger.info("wrote %s", path)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``analyze`` as a standalone command (errors become one-line messages, exit 2).
-
-    Args:
-        argv: the arguments after ``analyze`` (default: ``sys.argv[1:]``).
-
-    Returns:
-        The exit status.
-    """
-    parser = argparse.ArgumentParser(prog="tl-bilinear")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["analyze", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        return args.func(args)
-    except (ValueError, IndexError, FileNotFoundError) as error:
-        parser.exit(2, f"tl-bilinear analyze: error: {error}\n")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Argument types shared by the subcommands (argparse ``type=`` callables)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parse_count(text: str) -> int:
+    """``"2M"`` -> 2_000_000, ``"500k"`` -> 500_000, ``"1e6"`` -> 1_000_000.
+
+    Raises:
+        argparse.ArgumentTypeError: for anything else.
+    """
+    scale = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+    s = text.strip().lower().replace("_", "")
+    try:
+        value = float(s[:-1]) * scale[s[-1]] if s and s[-1] in scale else float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (e.g. 2000000, 2M, 500k)") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
+    return int(value)

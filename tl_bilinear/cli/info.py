@@ -1,0 +1,122 @@
+"""``tl-bilinear info``: a checkpoint's config and parameter counts, or the presets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``info``: a checkpoint's config and parameter counts (or the presets)."""
+    p = subparsers.add_parser("info", help="config and parameter counts of a checkpoint, or list the presets")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint or run directory")
+    p.add_argument("--presets", action="store_true", help="list the model presets instead")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_info)
+    return p
+
+
+def parameter_counts(shapes: dict[str, Sequence[int]]) -> dict[str, int]:
+    """Parameter counts by part of a model from its state-dict shapes.
+
+    Args:
+        shapes: ``{state-dict name: shape}``.
+
+    Returns:
+        ``{"embed", "attn", "mlp", "unembed", "biases (frozen at 0)", "total (weights)"}``
+        counts; buffers (rotary tables, masks) are not parameters and are skipped.
+    """
+    counts = {"embed": 0, "attn": 0, "mlp": 0, "unembed": 0, "biases (frozen at 0)": 0}
+    for name, shape in shapes.items():
+        leaf, parts = name.rsplit(".", 1)[-1], name.split(".")
+        if not leaf.startswith(("W_", "b_")):
+            continue
+        numel = math.prod(shape)
+        if leaf.startswith("b_"):
+            counts["biases (frozen at 0)"] += numel
+        elif parts[0] in ("embed", "unembed"):
+            counts[parts[0]] += numel
+        elif "attn" in parts or "mlp" in parts:
+            counts["attn" if "attn" in parts else "mlp"] += numel
+        else:
+            counts["embed"] += numel  # positional embeddings
+    counts["total (weights)"] = sum(v for k, v in counts.items() if not k.startswith("biases"))
+    return counts
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Run ``info``.
+
+    Raises:
+        ValueError: if neither a checkpoint nor --presets is given.
+    """
+    from tl_bilinear.config import get_config, get_preset, list_presets
+
+    if args.presets:
+        for name in list_presets():
+            cfg = get_config(name)
+            layers = f"{cfg.n_layers} layer{'s' * (cfg.n_layers != 1)}"
+            sys.stdout.write(
+                f"{name:10s} {layers}, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
+                f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
+                f"[{get_preset(name).source}]\n"
+            )
+        return 0
+    if not args.checkpoint:
+        raise ValueError("give a checkpoint directory, or --presets")
+    from safetensors import safe_open
+
+    from tl_bilinear.model import WEIGHTS_FILE, read_checkpoint_config, resolve_checkpoint
+
+    directory = resolve_checkpoint(args.checkpoint)
+    meta = read_checkpoint_config(directory)
+    with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as handle:
+        shapes = {k: handle.get_slice(k).get_shape() for k in handle.keys()}
+    counts = parameter_counts(shapes)
+    m = meta["model_config"]
+    info = {
+        "checkpoint": str(directory),
+        "preset": meta.get("preset"),
+        "step": meta.get("step"),
+        "tokens": meta.get("tokens"),
+        "parameters": counts,
+        "model": {
+            k: m.get(k)
+            for k in (
+                "n_layers",
+                "d_model",
+                "d_mlp",
+                "n_heads",
+                "d_head",
+                "n_ctx",
+                "d_vocab",
+                "act_fn",
+                "gated_mlp",
+                "normalization_type",
+                "positional_embedding_type",
+                "dtype",
+            )
+        },
+        "train_config": meta.get("train_config"),
+    }
+    state_file = directory / "trainer_state.json"
+    if state_file.exists():
+        saved = json.loads(state_file.read_text())
+        info["val_loss"], info["train_loss"] = saved.get("val_loss"), saved.get("train_loss")
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return 0
+    w = sys.stdout.write
+    w(f"checkpoint  {info['checkpoint']}\npreset      {info['preset']}\n")
+    w("model       " + ", ".join(f"{k}={v}" for k, v in info["model"].items()) + "\n")
+    for part, n in counts.items():
+        w(f"  {part:22s} {n:>12,}\n")
+    if info["step"] is not None:
+        w(f"trained     step {info['step']}, {info['tokens']:,} tokens")
+        if info.get("val_loss") is not None:
+            w(f", val loss {info['val_loss']:.4f} nats/token (perplexity {math.exp(info['val_loss']):.2f})")
+        w("\n")
+    return 0
