@@ -26,6 +26,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from machine import print_machine
 
 from tl_bilinear.train import TrainConfig, Trainer
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tl_bilinear.train import PrecisionRates, Trainer, choose_precision
-from tl_bilinear.train import loop as train_loop
+from tl_bilinear.train import precision as precision_module
 from tl_bilinear.train.precision import gemm_rates, resolve_precision, step_rates
 
 NATIVE_BF16 = PrecisionRates("GEMM", fp32=215.0, bf16=817.0, unit="GFLOP/s")  # measured on an AMD EPYC, avx512_bf16
@@ -55,8 +55,8 @@ def test_the_measurements_are_real_rates():
 def test_trainer_auto_trains_in_the_measured_choice_and_resumes_in_it(
     tiny, tmp_path, monkeypatch, gemm, step, expected
 ):
-    monkeypatch.setattr(train_loop, "gemm_rates", lambda *a, **k: gemm)
-    monkeypatch.setattr(train_loop, "step_rates", lambda *a, **k: PrecisionRates("step", *step, "tokens/s"))
+    monkeypatch.setattr(precision_module, "gemm_rates", lambda *a, **k: gemm)
+    monkeypatch.setattr(precision_module, "step_rates", lambda *a, **k: PrecisionRates("step", *step, "tokens/s"))
     trainer = Trainer(tiny(out_dir=tmp_path / "run", precision="auto", total_tokens=3 * 4 * 32))
     assert trainer.precision == expected and trainer.precision_rates[0] is gemm
     result = trainer.run()
@@ -64,6 +64,6 @@ def test_trainer_auto_trains_in_the_measured_choice_and_resumes_in_it(
     state = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())
     assert state["precision"] == expected
     flipped = AVX2_ONLY if gemm is NATIVE_BF16 else NATIVE_BF16  # the machine now measures the other way
-    monkeypatch.setattr(train_loop, "gemm_rates", lambda *a, **k: flipped)
+    monkeypatch.setattr(precision_module, "gemm_rates", lambda *a, **k: flipped)
     resumed = Trainer(tiny(out_dir=tmp_path / "run", precision="auto", total_tokens=3 * 4 * 32), resume=True)
     assert resumed.precision == expected  # a resume continues in the saved choice (exactly)

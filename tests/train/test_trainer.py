@@ -17,7 +17,7 @@ from tl_bilinear.train import (
     restore_stock_forwards,
     train,
 )
-from tl_bilinear.train import loop as train_loop
+from tl_bilinear.train import state as train_state
 from tl_bilinear.train.budget import final_validation_batches
 
 
@@ -58,14 +58,14 @@ def test_checkpoint_loads_as_identical_model_with_tokenizer(tiny, tmp_path):
 def test_failed_checkpoint_write_keeps_previous(tiny, tmp_path, monkeypatch):
     cfg = tiny(out_dir=tmp_path / "run", total_tokens=12 * 4 * 32, save_every=3)
     trainer = Trainer(cfg)
-    real_write_state = train_loop.write_state
+    real_write_state = train_state.write_state
 
     def write_then_fail(directory, *args, **kwargs):
         real_write_state(directory, *args, **kwargs)  # the new files are (partly) there
         if trainer.step >= 6:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train_loop, "write_state", write_then_fail)
+    monkeypatch.setattr(train_state, "write_state", write_then_fail)
     with pytest.raises(OSError, match="No space"):
         trainer.run()
     assert trainer.step == 6

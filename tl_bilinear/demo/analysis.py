@@ -12,7 +12,7 @@ SENTIMENT_WORDS = (" happy", " sad", " scared", " angry", " good", " bad")
 
 def _sentiment_words(model) -> list[str]:
     """Up to three of ``SENTIMENT_WORDS`` that are single tokens of the model's tokenizer."""
-    words = [w for w in SENTIMENT_WORDS if model.to_tokens(w, prepend_bos=False).shape[-1] == 1]
+    words = [w for w in SENTIMENT_WORDS if len(model.tokenizer.encode(w, add_special_tokens=False)) == 1]
     if not words:
         raise ValueError(
             f"none of {list(SENTIMENT_WORDS)} is a single token of this tokenizer "

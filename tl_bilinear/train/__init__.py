@@ -30,7 +30,8 @@ linear decay (the paper's schedule), cosine, or constant.
 
 from tl_bilinear.train.budget import Deadline, TimeBudget
 from tl_bilinear.train.config import TrainConfig
-from tl_bilinear.train.loop import Trainer, TrainingDiverged, TrainResult, lm_loss, train
+from tl_bilinear.train.loop import Trainer, TrainResult, train
+from tl_bilinear.train.loss import TrainingDiverged, lm_loss
 from tl_bilinear.train.optim import lr_at, make_optimizer, param_groups
 from tl_bilinear.train.precision import PrecisionRates, choose_precision
 from tl_bilinear.train.sdpa import restore_stock_forwards, swap_in_sdpa_forwards

@@ -14,36 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from jaxtyping import Float, Int
-from safetensors.torch import load_file
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from tl_bilinear.model import (
-    RUN_CHECKPOINT,
-    WEIGHTS_FILE,
-    atomic_directory,
-    make_model,
-    read_checkpoint_config,
-    resolve_checkpoint,
-    write_model_files,
-)
+from tl_bilinear.model import RUN_CHECKPOINT, make_model, read_checkpoint_config
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import Clock, TimeBudget, final_validation_batches
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.log import METRICS_FILE, RunLog
+from tl_bilinear.train.loss import TrainingDiverged, lm_loss
 from tl_bilinear.train.optim import lr_at, make_optimizer
-from tl_bilinear.train.precision import PrecisionRates, gemm_rates, resolve_precision, step_rates
+from tl_bilinear.train.precision import PrecisionRates, autocast, resolve_for_model
 from tl_bilinear.train.setup import StreamFactory, check_resume, default_streams, prepare_tokenizer
-from tl_bilinear.train.state import optimizer_from_files, rng_from_files, truncate_metrics, write_state
+from tl_bilinear.train.state import restore_checkpoint, truncate_metrics, write_checkpoint
 from tl_bilinear.train.stop import StopCheck, StopRequest
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -65,19 +51,6 @@ class TrainResult:
     elapsed_s: float
     precision: str = "fp32"
     stop_reason: str | None = None
-
-
-def lm_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
-    """Mean next-token cross-entropy in nats (computed in float32).
-
-    Args:
-        logits: the model's logits.
-        tokens: the input tokens.
-
-    Returns:
-        The scalar loss.
-    """
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
 
 
 class Trainer:
@@ -169,11 +142,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- set-up helpers
     def _restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
-        directory = resolve_checkpoint(self.out_dir)
-        weights = load_file(str(directory / WEIGHTS_FILE), device=str(self.info.device))
-        self.model.load_state_dict(weights, strict=False)
-        optimizer_from_files(self.optimizer, tensors, state["optimizer"])
-        rng_from_files(tensors, state["rng"])
+        restore_checkpoint(self.out_dir, self.model, self.optimizer, tensors, state)
         self.step, self.tokens = state["step"], state["tokens"]
         self.val_loss, self.elapsed = state.get("val_loss"), state.get("elapsed_s", 0.0)
         self.train_loss = state.get("train_loss") or float("nan")
@@ -186,28 +155,12 @@ class Trainer:
 
     def _choose_precision(self) -> str:
         """``cfg.precision``, with ``"auto"`` measured on this device (rank 0's choice for all ranks)."""
-        d_model, d_mlp, n_ctx = self.model.cfg.d_model, self.model.cfg.d_mlp, self.model.cfg.n_ctx
-        probe = min(self.micro_batch, 2)  # sequences per probe micro-step
-
-        def micro_step(precision: str) -> None:
-            tokens = torch.randint(self.model.cfg.d_vocab, (probe, n_ctx), generator=torch.Generator().manual_seed(0))
-            tokens = tokens.to(self.info.device)
-            with self._autocast(precision):
-                lm_loss(self.model(tokens, return_type="logits"), tokens).backward()
-            self.model.zero_grad(set_to_none=True)
-
-        choice, self.precision_rates = resolve_precision(
-            self.cfg.precision,
-            self.info.device,
-            gemm=lambda: gemm_rates(min(probe * n_ctx, 512), d_model, d_mlp, self.info.device),
-            steps=lambda: step_rates(micro_step, probe * n_ctx),
-        )
+        choice, self.precision_rates = resolve_for_model(self.cfg.precision, self.model, min(self.micro_batch, 2))
         return distributed.gather_json(choice, self.info)[0]
 
     # ---------------------------------------------------------------- the loop
-    def _autocast(self, precision: str | None = None) -> contextlib.AbstractContextManager:
-        enabled = (precision or self.precision) == "bf16"
-        return torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=enabled)
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return autocast(self.info.device, self.precision)
 
     def _batches(self) -> Iterator[Tensor]:
         while True:
@@ -322,21 +275,19 @@ class Trainer:
         """
         data_states = distributed.gather_json(self.train_stream.state_dict(), self.info)
         if self.info.is_main:
-            with atomic_directory(self.ckpt_dir) as tmp:
-                extra = {"train_config": self.cfg.to_json(), "step": self.step, "tokens": self.tokens}
-                write_model_files(tmp, self.model, tokenizer=self.tokenizer, preset=self.cfg.preset, extra=extra)
-                meta = {
-                    "step": self.step,
-                    "tokens": self.tokens,
-                    "max_steps": self.max_steps,
-                    "world_size": self.info.world_size,
-                    "data_states": data_states,
-                    "train_loss": train_loss,
-                    "val_loss": self.val_loss,
-                    "elapsed_s": self.elapsed,
-                    "precision": self.precision,
-                }
-                write_state(tmp, self.optimizer, meta)
+            meta = {
+                "step": self.step,
+                "tokens": self.tokens,
+                "max_steps": self.max_steps,
+                "world_size": self.info.world_size,
+                "data_states": data_states,
+                "train_loss": train_loss,
+                "val_loss": self.val_loss,
+                "elapsed_s": self.elapsed,
+                "precision": self.precision,
+            }
+            config = dict(tokenizer=self.tokenizer, preset=self.cfg.preset, train_config=self.cfg.to_json())
+            write_checkpoint(self.ckpt_dir, self.model, self.optimizer, meta, **config)
         distributed.barrier(self.info)
 
     def _replan(self, fits: int) -> None:
@@ -376,6 +327,26 @@ class Trainer:
         val = self.validation_loss(self._final_val_batches(budget) if final else None, should_stop=stop.signalled)
         return ("signal" if val is None else reason), val
 
+    def _step(self, batches: Iterator[Tensor], budget: TimeBudget | None, stop: StopCheck, log: RunLog) -> str | None:
+        """One step of ``run``: train, re-plan, decide whether to stop, validate, log, save."""
+        start = self.clock()
+        out = self.train_step(batches)
+        dt = self.clock() - start
+        self.elapsed, self.train_loss = self.elapsed + dt, out["loss"]
+        fits = budget.fits(self.step) if budget is not None else None
+        if fits is not None:
+            self._replan(fits)
+            log.set_total(self.max_steps)
+        reason, val = self._after_step(stop, budget)
+        record = {"step": self.step, "tokens": self.tokens, **out, "elapsed_s": self.elapsed}
+        if val is not None:
+            self.val_loss = record["val_loss"] = val
+        last = self.step == self.max_steps
+        log.step(record, self.cfg.tokens_per_step, dt, last=last)
+        if reason or last or (self.cfg.save_every and self.step % self.cfg.save_every == 0):
+            self.save_checkpoint(train_loss=self.train_loss)
+        return reason
+
     def run(self, time_budget_s: float | None = None) -> TrainResult:
         """Train until ``max_steps``, a Ctrl-C/SIGTERM, or an overrun of the time budget.
 
@@ -406,31 +377,12 @@ class Trainer:
             total=self.max_steps,
             initial=self.step,
         )
-        batches, loss, reason = self._batches(), self.train_loss, None
+        batches, reason = self._batches(), None
         try:
             with StopRequest() as request:
                 stop = StopCheck(request, budget, self.info)
                 while self.step < self.max_steps and reason is None:
-                    start = self.clock()
-                    out = self.train_step(batches)
-                    dt = self.clock() - start
-                    self.elapsed += dt
-                    fits = budget.fits(self.step) if budget is not None else None
-                    if fits is not None:
-                        self._replan(fits)
-                        log.set_total(self.max_steps)
-                    reason, val = self._after_step(stop, budget)
-                    record = {"step": self.step, "tokens": self.tokens, **out, "elapsed_s": self.elapsed}
-                    if val is not None:
-                        self.val_loss = record["val_loss"] = val
-                    loss = out["loss"]
-                    log.step(record, self.cfg.tokens_per_step, dt, last=self.step == self.max_steps)
-                    if (
-                        reason
-                        or self.step == self.max_steps
-                        or (self.cfg.save_every and self.step % self.cfg.save_every == 0)
-                    ):
-                        self.save_checkpoint(train_loss=loss)
+                    reason = self._step(batches, budget, stop, log)
                 if reason is not None:
                     logger.warning("stopped (%s) at step %d; checkpoint saved in %s", reason, self.step, self.ckpt_dir)
         finally:
@@ -440,7 +392,7 @@ class Trainer:
             step=self.step,
             max_steps=self.max_steps,
             tokens=self.tokens,
-            train_loss=loss,
+            train_loss=self.train_loss,
             val_loss=self.val_loss,
             interrupted=reason is not None,
             elapsed_s=self.elapsed,

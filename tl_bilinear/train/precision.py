@@ -16,12 +16,14 @@ On CUDA, ``"auto"`` is bf16 where ``torch.cuda.is_bf16_supported()``. The choice
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from transformer_lens import HookedTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +156,49 @@ def resolve_precision(
         "precision auto: %s (bf16 needs %.1fx; %s)", choice, min_speedup, "; ".join(m.describe() for m in measured)
     )
     return choice, measured
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` for ``precision="bf16"``, else a no-op context.
+
+    Args:
+        device: the device the model runs on.
+        precision: ``"fp32"`` or ``"bf16"``.
+
+    Returns:
+        The autocast context.
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def resolve_for_model(precision: str, model: HookedTransformer, sequences: int) -> tuple[str, list[PrecisionRates]]:
+    """``resolve_precision`` measured on ``model``'s own shapes and training micro-steps.
+
+    The probe uses random tokens from its own generator and clears the gradients after, so
+    it changes neither the model, the optimizer nor any RNG state (a run is the same with
+    or without it).
+
+    Args:
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"``.
+        model: the model to train (on its device).
+        sequences: ``n_ctx``-token sequences per probe micro-step (e.g. 2).
+
+    Returns:
+        ``(precision, measurements)`` as ``resolve_precision``.
+    """
+    cfg, device = model.cfg, next(model.parameters()).device
+    tokens = torch.randint(cfg.d_vocab, (sequences, cfg.n_ctx), generator=torch.Generator().manual_seed(0))
+    tokens = tokens.to(device)
+
+    def micro_step(chosen: str) -> None:
+        with autocast(device, chosen):
+            loss = model(tokens, return_type="loss")
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return resolve_precision(
+        precision,
+        device,
+        gemm=lambda: gemm_rates(min(tokens.numel(), 512), cfg.d_model, cfg.d_mlp, device),
+        steps=lambda: step_rates(micro_step, tokens.numel()),
+    )
