@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from typing import Any
 
 import torch
+
+from tl_bilinear.train.precision import gemm_rates
 
 #: The ISA flags that decide CPU GEMM speed by precision (``/proc/cpuinfo`` names).
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
@@ -34,25 +35,10 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
     return fields.get("model name") or platform.processor() or "unknown", [f for f in ISA_FLAGS if f in flags]
 
 
-def gemm_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 5, max_seconds: float = 2.0) -> float:
-    """Best GFLOP/s of an ``n x n @ n x n`` GEMM in ``dtype`` (fewer reps where it is slow)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
-    best, spent = float("inf"), 0.0
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        took = time.perf_counter() - start
-        best, spent = min(best, took), spent + took
-        if spent > max_seconds:
-            break
-    return 2 * n**3 / best / 1e9
-
-
 def machine_report() -> dict[str, Any]:
     """CPU model, ISA flags, torch version and threads, load average, fp32/bf16 GEMM GFLOP/s."""
     model, flags = cpu_model_and_flags()
-    fp32, bf16 = gemm_gflops(torch.float32), gemm_gflops(torch.bfloat16)
+    gemm = gemm_rates(1024, 1024, 1024, torch.device("cpu"))  # what precision "auto" screens with
     return {
         "cpu": model,
         "isa_flags": flags,
@@ -60,7 +46,7 @@ def machine_report() -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "load_average": list(os.getloadavg()),
-        "gemm_gflops": {"fp32": fp32, "bf16": bf16},
+        "gemm_gflops": {"fp32": gemm.fp32, "bf16": gemm.bf16},
     }
 
 
