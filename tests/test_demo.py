@@ -80,3 +80,15 @@ def test_ctrl_c_in_the_report_stage_stops_the_job_with_the_checkpoint_complete(t
     assert not (tmp_path / "demo" / "report.html").exists()
     assert tl_bilinear.load(tmp_path / "demo").cfg.n_ctx == 64  # what was saved loads
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize(("bf16_gflops", "expected"), [(0.9, "fp32"), (817.0, "bf16")])
+def test_auto_precision_picks_the_demo_model_for_the_measured_precision(tmp_path, monkeypatch, bf16_gflops, expected):
+    from tl_bilinear.train import PrecisionRates
+    from tl_bilinear.train import precision as precision_module
+
+    monkeypatch.setattr(precision_module, "gemm_rates", lambda *a, **k: PrecisionRates("GEMM", 56.0, bf16_gflops, "x"))
+    monkeypatch.setattr(precision_module, "step_rates", lambda *a, **k: PrecisionRates("step", 1.0, 2.0, "x"))
+    cfg = job._config(tmp_path, False, None, "auto")
+    assert (cfg.precision, cfg.preset) == (expected, job.DEMO_PRESETS[expected])
+    assert job._config(tmp_path, False, "ts-tiny", "auto").preset == "ts-tiny"  # the user's preset wins

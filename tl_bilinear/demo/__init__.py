@@ -29,11 +29,12 @@ Modules: ``job`` (the stages, their budget and stop handling: ``run_demo``), ``a
 """
 
 from tl_bilinear.demo.analysis import SENTIMENT_WORDS, analyse, write_report
-from tl_bilinear.demo.job import DEMO_PRESET, POST_TRAINING_S, demo_config, run_demo
+from tl_bilinear.demo.job import DEMO_PRESET, DEMO_PRESETS, POST_TRAINING_S, demo_config, run_demo
 from tl_bilinear.demo.summary import DemoResult, print_summary
 
 __all__ = [
     "DEMO_PRESET",
+    "DEMO_PRESETS",
     "POST_TRAINING_S",
     "SENTIMENT_WORDS",
     "DemoResult",

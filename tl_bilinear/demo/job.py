@@ -29,6 +29,8 @@ from tl_bilinear.train.stop import raise_on_signals
 logger = logging.getLogger(__name__)
 
 DEMO_PRESET = "ts-small"
+#: The demo's model for each training precision (a preset given by the user wins).
+DEMO_PRESETS = {"bf16": "ts-small", "fp32": "ts-small"}
 PROMPTS = ("once upon a time", "one day, a little girl named", "the dog was not")
 #: Seconds of the job's budget kept for the stages after training (measured: ~30 s quiet, ~75 s at load 14).
 POST_TRAINING_S = 75.0
@@ -169,6 +171,18 @@ class _Stages:
         return result
 
 
+def _config(out: Path, small: bool, preset: str | None, precision: str, **fields: Any) -> TrainConfig:
+    """The run's config: ``"auto"`` measured once on ``DEMO_PRESET``, then the preset for that precision."""
+    if precision == "auto" and not small:
+        from tl_bilinear.model import make_model
+        from tl_bilinear.train.precision import resolve_for_model
+
+        precision, _ = resolve_for_model("auto", make_model(DEMO_PRESET, device="cpu"), sequences=2)
+    if preset is None and not small:
+        preset = DEMO_PRESETS.get(precision, DEMO_PRESET)
+    return demo_config(out, small=small, preset=preset, precision=precision, **fields)
+
+
 def _train(trainer: Trainer, job: Deadline, small: bool) -> TrainResult:
     result = trainer.run(time_budget_s=training_budget_s(job.remaining(), small=small))
     if result.stop_reason == "signal":
@@ -235,7 +249,8 @@ def run_demo(
         minutes: wall-clock budget for the whole job (training gets what the other
             stages leave; the final validation and the report shrink to the time left).
         small: a seconds-long version (tiny model, small vocabulary, one thread).
-        preset: the model preset (default ``DEMO_PRESET``, or ``"ts-micro"`` when ``small``).
+        preset: the model preset (default: ``DEMO_PRESETS`` of the precision, or ``"ts-micro"``
+            when ``small``).
         max_tokens: upper bound on training tokens (default: the config's).
         precision: ``"auto"`` (measured), ``"fp32"`` or ``"bf16"``.
         stream: where the report goes (default: stdout).
@@ -257,10 +272,10 @@ def run_demo(
     _check_new_run(out_dir, minutes, preset)
     job, out, stages = Deadline(minutes * 60, clock), Path(out_dir), _Stages(clock)
     extra: dict[str, Any] = {"total_tokens": max_tokens} if max_tokens else {}
-    cfg = demo_config(out, small=small, preset=preset, progress=progress, precision=precision, **extra)
     try:
         with raise_on_signals():
-            trainer = stages.run("tokenizer", Trainer, cfg, clock=clock)  # also the model and precision
+            cfg = stages.run("precision", _config, out, small, preset, precision, progress=progress, **extra)
+            trainer = stages.run("tokenizer", Trainer, cfg, clock=clock)  # also the model
             result = stages.run("train", _train, trainer, job, small)
             model = load(out)
             samples = stages.run("samples", _samples, model, job, small)
