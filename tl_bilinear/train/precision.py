@@ -54,7 +54,13 @@ class PrecisionRates:
 
     def describe(self) -> str:
         """One line: both rates and the ratio."""
-        return f"{self.what} fp32 {self.fp32:,.0f} {self.unit}, bf16 {self.bf16:,.0f} {self.unit} ({self.speedup:.2f}x)"
+
+        def rate(x: float) -> str:
+            return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
+
+        return (
+            f"{self.what} fp32 {rate(self.fp32)} {self.unit}, bf16 {rate(self.bf16)} {self.unit} ({self.speedup:.2g}x)"
+        )
 
 
 def choose_precision(measurements: list[PrecisionRates], min_speedup: float = MIN_SPEEDUP) -> str:
