@@ -310,6 +310,7 @@ class Trainer:
     def _final_val_batches(self, budget: TimeBudget | None) -> int:
         wanted = self.cfg.eval_batches
         fit = final_validation_batches(budget, wanted, self._val_batch_s, self.cfg.grad_accum)
+        fit = min(distributed.gather_json(fit, self.info))  # the same batches on every rank (collectives)
         if fit < wanted:
             logger.info("the final validation uses %d of %d batches (the time budget)", fit, wanted)
         return fit
