@@ -26,7 +26,8 @@ from machine import print_machine
 
 import tl_bilinear
 from tl_bilinear.analysis import eigendecompose
-from tl_bilinear.analysis.lanczos import bilinear_matvec, lanczos_topk
+from tl_bilinear.analysis.interaction import bilinear_matvec
+from tl_bilinear.analysis.lanczos import lanczos_topk
 
 
 def gemm_rate(rows: int, inner: int, cols: int, dtype: torch.dtype) -> float:

@@ -21,8 +21,7 @@ import torch
 from machine import print_machine
 
 import tl_bilinear
-from tl_bilinear.analysis.activations import eigen_activations
-from tl_bilinear.analysis.topk import top_activating_contexts
+from tl_bilinear.analysis import eigen_activations, top_activating_contexts
 from tl_bilinear.data import TokenBlockStream, iter_documents, train_tokenizer
 from tl_bilinear.viz import analysis_report
 

@@ -23,6 +23,15 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def short_model():
+    """The same shape with n_ctx 16, so that short token sequences already need several windows."""
+    return tl_bilinear.make_model(
+        tl_bilinear.bilinear_config(n_layers=2, d_model=32, n_heads=4, n_ctx=16, d_vocab=97, dtype=torch.float64),
+        seed=0,
+    )
+
+
+@pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
     """A directory holding a tiny trained BPE tokenizer (tests/helpers/text.py)."""
     return save_tokenizer(tmp_path_factory.mktemp("tokenizer"))

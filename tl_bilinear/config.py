@@ -96,6 +96,21 @@ def validate_model_fields(
             )
 
 
+def is_bias(name: str) -> bool:
+    """Whether a parameter (state-dict name) is a bias: its leaf name starts with ``b_``.
+
+    HookedTransformer has no switch to drop biases, so a bilinear model keeps them at
+    zero and frozen (``make_model``); parameter counts list them apart.
+
+    Args:
+        name: a parameter name such as ``"blocks.0.mlp.b_in"``.
+
+    Returns:
+        True for a bias.
+    """
+    return name.rsplit(".", 1)[-1].startswith("b_")
+
+
 def bilinear_config(**overrides: Any) -> HookedTransformerConfig:
     """Build a HookedTransformerConfig with the paper's bilinear architecture.
 

@@ -1,55 +1,25 @@
-"""Interaction matrices, eigendecomposition, directions, metrics and HOSVD against references."""
+"""Eigendecomposition: sorting, exactness, truncation, indexing, the dense and Lanczos routes."""
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
 import tl_bilinear
-from tests.helpers.reference import paper_interaction_matrices
+from tests.helpers.reference import random_directions
 from tl_bilinear.analysis import (
-    BilinearWeights,
-    bilinear_weights,
-    contrast_directions,
-    effective_rank,
     eigendecompose,
     hosvd,
     interaction_matrices,
-    mean_contrast_directions,
     spectrum,
-    topk_mass,
-    unembed_directions,
 )
 
-G = torch.Generator().manual_seed(0)
-
-
-def _directions(model, n=6):
-    return torch.randn(n, model.cfg.d_model, generator=G, dtype=model.cfg.dtype)
-
-
-def test_q_matches_the_paper_einsum_and_is_symmetric(tiny_model):
-    U = _directions(tiny_model)
-    mlp = tiny_model.blocks[1].mlp
-    Q = interaction_matrices(tiny_model, 1, U, chunk_size=4)
-    torch.testing.assert_close(Q, paper_interaction_matrices(mlp.W_gate, mlp.W_in, mlp.W_out, U).detach())
-    torch.testing.assert_close(Q, Q.mT, rtol=0, atol=0)
-
-
-def test_q_is_linear_in_u(tiny_model):
-    u, w = _directions(tiny_model, 2)
-    Q = interaction_matrices(tiny_model, 0, torch.stack([u, w, 2.5 * u - 3 * w]))
-    torch.testing.assert_close(Q[2], 2.5 * Q[0] - 3 * Q[1])
-
-
-def test_single_direction_and_float32(tiny_model):
-    u = _directions(tiny_model, 1)[0]
-    Q = interaction_matrices(tiny_model, 0, u, dtype=torch.float32)
-    assert Q.shape == (1, 32, 32) and Q.dtype == torch.float32
+G = torch.Generator().manual_seed(0)  # for inputs x
 
 
 def test_eigenpairs_sorted_by_magnitude_orthonormal_and_exact(tiny_model):
-    U = _directions(tiny_model)
+    U = random_directions(tiny_model)
     eig = eigendecompose(tiny_model, 0, U)
     assert eig.eigenvalues.shape == (6, 32) and eig.eigenvectors.shape == (6, 32, 32)
     assert (eig.eigenvalues.abs().diff(dim=-1) <= 0).all()
@@ -62,7 +32,7 @@ def test_eigenpairs_sorted_by_magnitude_orthonormal_and_exact(tiny_model):
 
 
 def test_reconstruct_full_is_exact_and_k0_is_zero(tiny_model):
-    U = _directions(tiny_model)
+    U = random_directions(tiny_model)
     eig = eigendecompose(tiny_model, 1, U)
     x = torch.randn(3, 5, 32, generator=G, dtype=torch.float64)
     Q = interaction_matrices(tiny_model, 1, U)
@@ -74,7 +44,7 @@ def test_reconstruct_full_is_exact_and_k0_is_zero(tiny_model):
 
 
 def test_top_k_is_the_best_rank_k_approximation(tiny_model):
-    U = _directions(tiny_model, 2)
+    U = random_directions(tiny_model, 2)
     Q = interaction_matrices(tiny_model, 0, U)
     eig = eigendecompose(tiny_model, 0, U)
     all_values, all_vectors = torch.linalg.eigh(Q)
@@ -91,7 +61,7 @@ def test_top_k_is_the_best_rank_k_approximation(tiny_model):
 
 
 def test_top_k_equals_dense_truncation(tiny_model):
-    U = _directions(tiny_model)
+    U = random_directions(tiny_model)
     full = eigendecompose(tiny_model, 0, U)
     top = eigendecompose(tiny_model, 0, U, k=5)
     torch.testing.assert_close(top.eigenvalues, full.eigenvalues[:, :5])
@@ -99,57 +69,14 @@ def test_top_k_equals_dense_truncation(tiny_model):
 
 
 def test_spectrum_matches_eigendecompose(tiny_model):
-    U = _directions(tiny_model)
+    U = random_directions(tiny_model)
     torch.testing.assert_close(spectrum(tiny_model, 0, U, chunk_size=2), eigendecompose(tiny_model, 0, U).eigenvalues)
 
 
 def test_indexing_keeps_the_direction_axis(tiny_model):
-    eig = eigendecompose(tiny_model, 0, _directions(tiny_model))
+    eig = eigendecompose(tiny_model, 0, random_directions(tiny_model))
     assert len(eig[2]) == 1 and len(eig[1:4]) == 3 and len(eig[-1]) == 1
     torch.testing.assert_close(eig[-1].eigenvalues, eig.eigenvalues[-1:])
-
-
-def test_direction_helpers(tiny_model):
-    W_U = tiny_model.W_U.detach()
-    torch.testing.assert_close(unembed_directions(tiny_model, [3, 5]), W_U[:, [3, 5]].T)
-    torch.testing.assert_close(unembed_directions(tiny_model, torch.tensor(7)), W_U[:, [7]].T)
-    torch.testing.assert_close(contrast_directions(tiny_model, [3, 5], 9), (W_U[:, [3, 5]] - W_U[:, [9]]).T)
-    others = torch.cat([W_U[:, :4], W_U[:, 5:]], dim=1).mean(1)
-    torch.testing.assert_close(mean_contrast_directions(tiny_model, 4)[0], W_U[:, 4] - others)
-
-
-def test_token_strings_and_near_match_suggestions(tmp_path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["<unk>", "happy", "sad", "scared", "story", "the"])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>").save_pretrained(tmp_path)
-    model = tl_bilinear.make_model("ts-micro", d_vocab=6)
-    model.set_tokenizer(PreTrainedTokenizerFast.from_pretrained(tmp_path), default_padding_side="right")
-    torch.testing.assert_close(unembed_directions(model, ["sad", "happy"]), model.W_U[:, [2, 1]].T.detach())
-    with pytest.raises(ValueError, match=r"'sadd' is not a single token.*'sad'"):
-        unembed_directions(model, "sadd")
-
-
-def test_effective_rank_and_topk_mass():
-    values = torch.tensor([[2.0, -2.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [4.0, -3.0, 0.0, 0.0]])
-    torch.testing.assert_close(effective_rank(values), torch.tensor([2.0, 1.0, 0.0, 49 / 25]))
-    torch.testing.assert_close(topk_mass(values, 1), torch.tensor([0.5, 1.0, 0.0, 16 / 25]))
-    torch.testing.assert_close(topk_mass(values, 4), torch.tensor([1.0, 1.0, 0.0, 1.0]))
-
-
-def test_hosvd_matches_svd_of_the_flattened_tensor(tiny_model):
-    U = _directions(tiny_model, 9)
-    flat = interaction_matrices(tiny_model, 1, U).reshape(9, -1)
-    ref_left, ref_s, ref_right = torch.linalg.svd(flat, full_matrices=False)
-    result = hosvd(tiny_model, 1, U)
-    torch.testing.assert_close(result.singular_values, ref_s)
-    components = result.component_matrices(tiny_model, 1).reshape(len(ref_s), -1)
-    alignment = (components * ref_right).sum(-1).abs()  # singular vectors up to sign
-    torch.testing.assert_close(alignment, torch.ones_like(alignment))
-    assert hosvd(tiny_model, 1, U, k=3).singular_values.shape == (3,)
 
 
 def test_lanczos_and_dense_agree_on_a_wide_layer():
@@ -163,30 +90,6 @@ def test_lanczos_and_dense_agree_on_a_wide_layer():
 
 
 # ---- bad input -------------------------------------------------------------------------
-
-
-def test_non_bilinear_layer_is_rejected():
-    model = tl_bilinear.make_model("ts-micro", act_fn="relu", gated_mlp=True)
-    with pytest.raises(ValueError, match=r"layer 0's MLP is not bilinear \(act_fn='relu'"):
-        eigendecompose(model, 0, model.W_U[:, 0])
-    ungated = tl_bilinear.make_model("ts-micro", gated_mlp=False)
-    with pytest.raises(ValueError, match="gated_mlp=False"):
-        bilinear_weights(ungated, 0)
-
-
-@pytest.mark.parametrize("layer", [2, -1, 1.0, "0"])
-def test_layer_out_of_range(tiny_model, layer):
-    with pytest.raises(IndexError, match="out of range: the model has 2 layers"):
-        interaction_matrices(tiny_model, layer, tiny_model.W_U[:, 0])
-
-
-def test_direction_of_the_wrong_width(tiny_model):
-    with pytest.raises(ValueError, match=r"shape \(31,\), expected \[32\] or \[n, 32\]"):
-        eigendecompose(tiny_model, 0, torch.randn(31, dtype=torch.float64))
-    with pytest.raises(ValueError, match="NaN or inf"):
-        eigendecompose(tiny_model, 0, torch.full((32,), float("nan"), dtype=torch.float64))
-    with pytest.raises(ValueError, match="floating point"):
-        eigendecompose(tiny_model, 0, torch.ones(32, dtype=torch.long))
 
 
 def test_bad_k_and_method(tiny_model):
@@ -210,11 +113,21 @@ def test_results_carry_no_autograd_graph(tiny_model):
     assert not hosvd(tiny_model, 0, U).singular_values.requires_grad
 
 
-def test_token_id_out_of_range(tiny_model):
-    with pytest.raises(ValueError, match=r"token id 97 is outside the vocabulary \[0, 97\)"):
-        unembed_directions(tiny_model, 97)
+@pytest.fixture(scope="module")
+def eig(tiny_model):
+    return eigendecompose(tiny_model, 0, tiny_model.W_U[:, :3].T, k=4)
 
 
-def test_bilinear_weights_shape_check():
-    with pytest.raises(ValueError, match="W_out has shape"):
-        BilinearWeights(W_gate=torch.zeros(4, 8), W_in=torch.zeros(4, 8), W_out=torch.zeros(7, 4))
+@pytest.mark.parametrize("index", [3, -4, 10])
+def test_an_int_index_past_the_end_raises(eig, index):
+    # not an empty decomposition (which slice(3, 4) would give)
+    with pytest.raises(IndexError, match=f"direction index {index} is out of range for 3 directions"):
+        eig[index]
+
+
+@pytest.mark.parametrize("index", [1, -2, np.int64(1), torch.tensor(1)])
+def test_integer_likes_keep_the_direction_axis(eig, index):
+    # numpy and 0-d tensor ints index like Python ints: the axis stays, eigenvalues [1, k]
+    part = eig[index]
+    assert len(part) == 1 and part.eigenvalues.shape == (1, 4) and part.directions.shape == (1, 32)
+    torch.testing.assert_close(part.eigenvectors[0], eig.eigenvectors[1], rtol=0, atol=0)

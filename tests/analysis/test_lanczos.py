@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from tl_bilinear.analysis.lanczos import _ritz, bilinear_matvec, guard_pairs, lanczos_topk
+from tl_bilinear.analysis.lanczos import guard_pairs, lanczos_topk
+from tl_bilinear.analysis.tridiagonal import ritz
 
 
 def explicit_matvec(Q, calls=None):
@@ -103,28 +104,6 @@ def test_repeated_eigenvalues_give_the_eigenspace():
     assert torch.allclose(gram, torch.eye(3, dtype=torch.float64).expand(6, 3, 3), atol=1e-4)
 
 
-def test_bilinear_matvec_and_bilinear_q():
-    g = torch.Generator().manual_seed(0)
-    d, m, n = 48, 192, 10
-    W_gate, W_in = torch.randn(d, m, generator=g) / d**0.5, torch.randn(d, m, generator=g) / d**0.5
-    C = torch.randn(n, m, generator=g) / m**0.5
-    M = torch.einsum("im,nm,jm->nij", W_gate.double(), C.double(), W_in.double())
-    Q = (M + M.mT) / 2
-    matvec = bilinear_matvec(W_gate, W_in, C)
-    V, index = torch.randn(7, d, generator=g), torch.tensor([3, 0, 9, 3, 1, 2, 5])
-    assert torch.allclose(matvec(V, index).double(), torch.bmm(Q[index], V.double()[:, :, None])[:, :, 0], atol=1e-5)
-    values, vectors, converged = lanczos_topk(matvec, n, d, 6)
-    assert converged.all()
-    assert_matches_dense(Q, values, vectors, 6, value_tol=2e-5)
-
-
-def test_bilinear_matvec_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="W_gate"):
-        bilinear_matvec(torch.zeros(4, 8), torch.zeros(4, 9), torch.zeros(2, 8))
-    with pytest.raises(ValueError, match="C"):
-        bilinear_matvec(torch.zeros(4, 8), torch.zeros(4, 8), torch.zeros(2, 7))
-
-
 def test_residual_estimate_is_the_true_residual():
     """res² = ||T y - θ y||² + (β_s y_s)² equals ||Q V y - θ V y|| for a Lanczos basis V."""
     Q = goe(1, 60, seed=5)[0]
@@ -140,7 +119,7 @@ def test_residual_estimate_is_the_true_residual():
             w = w - V[: j + 1].T @ (V[: j + 1] @ w)
         beta[j] = w.norm()
         V[j + 1] = w / beta[j]
-    theta, Y, res = _ritz(alpha[None], beta[None], 5)
+    theta, Y, res = ritz(alpha[None], beta[None], 5)
     X = (V[:s].T @ Y[0]).T  # Ritz vectors [5, 60]
     true = (X @ Q - theta[0, :, None] * X).norm(dim=1)
     assert torch.allclose(res[0], true, rtol=1e-6, atol=1e-12)

@@ -20,3 +20,8 @@ def bilinear_mlp(x, W_gate, W_in, W_out, b_pre=None, b_pre_linear=None, b_in=Non
 def relative_error(pred, ref):
     """max |pred - ref| / max |ref|."""
     return ((pred - ref).abs().max() / ref.abs().max()).item()
+
+
+def random_directions(model, n=6, seed=0):
+    """n random output directions of the model's width and dtype."""
+    return torch.randn(n, model.cfg.d_model, generator=torch.Generator().manual_seed(seed), dtype=model.cfg.dtype)

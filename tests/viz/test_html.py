@@ -110,7 +110,7 @@ def test_save_writes_a_full_page(tmp_path):
 
 
 def test_partial_utf8_tokens_read_as_byte_escapes(text_model):
-    from tl_bilinear.analysis.directions import vocab_strings
+    from tl_bilinear.analysis import vocab_strings
     from tl_bilinear.viz.tokens import display_vocab, readable_token
 
     tok = text_model.tokenizer

@@ -1,5 +1,11 @@
 """Plots, the HTML report and the `analyze` command on a real (tiny) model and tokenizer."""
 
+import base64
+import io
+import re
+
+import matplotlib.image
+import numpy as np
 import pytest
 import torch
 
@@ -14,12 +20,30 @@ from tl_bilinear.viz import analysis_report, effective_rank_figure, save_figure,
 TEXT = "The dog was sad <s> &amp; <script>alert(1)</script> then happy. " * 3
 
 
+def escaped(text: str) -> str:
+    """The HTML escaping the report must apply, written out independently of ``html.escape``."""
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
+        text = text.replace(char, entity)
+    return text
+
+
+def decoded_png(data: bytes) -> np.ndarray:
+    """The pixels of a PNG, decoded (raises for anything that is not a readable PNG)."""
+    return matplotlib.image.imread(io.BytesIO(data), format="png")
+
+
+def assert_drawn(pixels: np.ndarray) -> None:
+    """An RGBA image of plot size with something drawn on it (not one flat colour)."""
+    assert pixels.ndim == 3 and pixels.shape[2] == 4 and min(pixels.shape[:2]) >= 200
+    assert pixels[..., :3].std() > 0.01
+
+
 def test_plots_write_pngs(tmp_path, text_model):
     lam = spectrum(text_model, 0, text_model.W_U[:, :20].T.detach())
     path = save_figure(spectrum_figure(lam[0], label='" sad"'), tmp_path / "spectrum.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_drawn(decoded_png(path.read_bytes()))
     hist = save_figure(effective_rank_figure(effective_rank(lam)), tmp_path / "ranks.png")
-    assert hist.stat().st_size > 1000
+    assert_drawn(decoded_png(hist.read_bytes()))
     with pytest.raises(ValueError, match="1-D"):
         spectrum_figure(torch.zeros(2, 3))
     spectrum_figure(torch.tensor([0.0, float("nan")]))  # degenerate input still draws
@@ -39,14 +63,26 @@ def test_report_has_every_section(text_model, tmp_path):
         "Top-activating dataset contexts",
     ):
         assert f"<h2>{section}</h2>" in page
-    assert page.count('src="data:image/png;base64,') == 2
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 2
+    for image in images:
+        assert_drawn(decoded_png(base64.b64decode(image)))
     names = [name for _, name, _ in rendered_props(page)]
     assert len(names) == len(doc.components)
     # direct path: 3 eigenvectors x (top, bottom); text: total, reconstruction (+ the multi view);
     # contexts: 3 for the direction and 3 for each of the 3 eigenvectors
     assert names.count("ColoredTokensMulti") == 1 and names.count("ColoredTokens") == 6 + 2 + 3 + 9
-    assert "&#x27; sad&#x27; minus &#x27; happy&#x27;" in page or "' sad' minus ' happy'" in page
-    assert "<script>alert(1)" not in page
+    label = "' sad' minus ' happy'"
+    assert f"<h1>{escaped('tl-bilinear: layer 1, ' + label)}</h1>" in page
+    assert f"Direction u: {escaped(label)}; layer 1;" in page
+    assert label not in page and "<script>alert(1)" not in page
+    # the text's tokens reach circuitsvis escaped exactly once
+    views = [props for _, name, props in rendered_props(page) if name == "ColoredTokens"]
+    text_view = views[6]  # after the direct-path rows: 3 eigenvectors x (top, bottom)
+    shown = [text_model.tokenizer.decode([i]) for i in text_model.to_tokens(TEXT, truncate=False)[0].tolist()]
+    assert text_view["tokens"] == [escaped(t) for t in shown]
+    for nasty in ("<script>alert(1)</script>", "<s>", "&amp;"):
+        assert nasty in shown and escaped(nasty) in text_view["tokens"]
 
 
 def test_report_errors(text_model):
@@ -78,7 +114,7 @@ def test_analyze_command_writes_the_report(checkpoint, tmp_path, capsys):
     "args, message",
     [
         (["--layer", "7", "--token", " sad"], "--layer 7 is out of range"),
-        (["--layer", "0", "--token", " sadd"], "Near matches: ' sad'"),
+        (["--layer", "0", "--token", " sadd"], "near matches: ' sad'"),
         (["--layer", "0", "--token", " sad", "--vs", "hapy"], "--vs 'hapy'"),
     ],
 )

@@ -29,7 +29,8 @@ from transformer_lens import HookedTransformer
 from tl_bilinear.analysis.directions import unembed_directions
 from tl_bilinear.analysis.eigen import Eigendecomposition, eigendecompose
 from tl_bilinear.analysis.inputs import mlp_input, mlp_input_hook_names
-from tl_bilinear.analysis.weights import check_layer
+from tl_bilinear.analysis.layer import check_layer
+from tl_bilinear.checks import check_int
 
 DirectionsLike = Eigendecomposition | Tensor | str | int | Sequence[str] | Sequence[int]
 
@@ -94,8 +95,7 @@ def window_spans(seq_len: int, n_ctx: int, overlap: int = 0) -> list[tuple[int, 
     Raises:
         ValueError: if ``overlap`` is not in ``[0, n_ctx)``.
     """
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < n_ctx:
-        raise ValueError(f"overlap={overlap!r} must be an int in [0, n_ctx={n_ctx})")
+    check_int("overlap", overlap, low=0, high=n_ctx - 1)
     spans, start, keep = [], 0, 0
     while keep < seq_len:
         end = min(start + n_ctx, seq_len)
@@ -123,7 +123,7 @@ def resolve_decomposition(
         IndexError: if the layer is out of range.
         ValueError: if a decomposition of another layer is given, or a token is unknown.
     """
-    check_layer(model, layer)
+    layer = check_layer(model, layer)
     if isinstance(directions, Eigendecomposition):
         if directions.layer is not None and directions.layer != layer:
             raise ValueError(f"the decomposition is of layer {directions.layer}, not layer {layer}")
@@ -205,6 +205,7 @@ def eigen_activations(
         IndexError: if the layer is out of range.
         ValueError: for bad tokens, an unknown direction token, or a bad overlap.
     """
+    layer = check_layer(model, layer)
     eig = resolve_decomposition(model, layer, directions, k)
     tokens = _as_tokens(model, tokens)
     bos = _bos_prefix(model, tokens)

@@ -20,7 +20,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.eigen import Eigendecomposition
-from tl_bilinear.analysis.weights import check_layer
+from tl_bilinear.analysis.layer import check_layer
+from tl_bilinear.checks import check_int
 
 
 @torch.no_grad()
@@ -37,7 +38,7 @@ def direct_path_inputs(model: HookedTransformer, layer: int) -> Float[Tensor, "d
     Raises:
         IndexError: if the layer is out of range.
     """
-    check_layer(model, layer)
+    layer = check_layer(model, layer)
     embed = model.W_E.detach()
     if model.cfg.normalization_type is None:
         return embed.clone()
@@ -108,9 +109,7 @@ def direct_path_tokens(
         raise ValueError("the decomposition does not know its layer; pass layer=")
     if by not in ("projection", "contribution"):
         raise ValueError(f"by={by!r} must be 'projection' or 'contribution'")
-    d_vocab = model.cfg.d_vocab
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or not 1 <= n_tokens <= d_vocab:
-        raise ValueError(f"n_tokens={n_tokens!r} must be an int in [1, {d_vocab}]")
+    check_int("n_tokens", n_tokens, low=1, high=model.cfg.d_vocab)
     x = direct_path_inputs(model, layer)
     projections = eig.projections(x.to(eig.eigenvectors.device))  # [d_vocab, n, k]
     scores = projections if by == "projection" else eig.eigenvalues * projections.square()

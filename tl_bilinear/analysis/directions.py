@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
-from collections import Counter
 from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
+
+from tl_bilinear.analysis.vocabulary import Vocabulary, vocabulary
+from tl_bilinear.analysis.vocabulary import vocab_strings as vocab_strings  # demo.py imports it from here
 
 TokenLike = int | str | Sequence[int] | Sequence[str] | Tensor
 
@@ -45,15 +46,17 @@ def as_directions(directions: Tensor, width: int) -> Float[Tensor, "n width"]:
     return directions
 
 
-def vocab_strings(model: HookedTransformer) -> list[str]:
-    """The decoded string of every token id of the model's tokenizer."""
-    if model.tokenizer is None:
-        raise ValueError("token strings need a tokenizer: load the model with one, or pass token ids")
-    return model.tokenizer.batch_decode([[i] for i in range(model.cfg.d_vocab)])
-
-
-def token_ids(model: HookedTransformer, tokens: TokenLike) -> list[int]:
+def token_ids(model: HookedTransformer, tokens: TokenLike, *, vocab: Vocabulary | None = None) -> list[int]:
     """Token ids for ids or single-token strings (each string must be exactly one token).
+
+    Args:
+        model: the HookedTransformer.
+        tokens: a token id, a single-token string, or a list/tensor of them.
+        vocab: the model's Vocabulary, if already built (strings are looked up in it;
+            default: decoded from the tokenizer when a string needs it).
+
+    Returns:
+        The ids, in order.
 
     Raises:
         ValueError: for an id outside the vocabulary, a string that is not a single
@@ -64,27 +67,12 @@ def token_ids(model: HookedTransformer, tokens: TokenLike) -> list[int]:
         tokens = [tokens]
     elif isinstance(tokens, Tensor):
         tokens = tokens.flatten().tolist()
-    tokens = list(tokens)
     d_vocab = model.cfg.d_vocab_out
-    lookup: dict[str, int] | None = None
     ids = []
     for token in tokens:
         if isinstance(token, str):
-            if lookup is None:
-                strings = vocab_strings(model)
-                lookup = {s: i for i, s in reversed(list(enumerate(strings)))}
-                shared = {s for s, count in Counter(strings).items() if count > 1}
-            if token not in lookup:
-                near = difflib.get_close_matches(token, list(lookup), n=5, cutoff=0.6)
-                hint = f"; near matches: {near}" if near else ""
-                raise ValueError(f"{token!r} is not a single token in the vocabulary{hint}")
-            if token in shared:
-                same = [i for i, s in enumerate(strings) if s == token]
-                raise ValueError(
-                    f"{token!r} is the text of {len(same)} token ids ({same[:5]}{', ...' if len(same) > 5 else ''}), "
-                    "so it names no single token; pass the token id instead"
-                )
-            ids.append(lookup[token])
+            vocab = vocabulary(model) if vocab is None else vocab
+            ids.append(vocab.token_id(token))
         else:
             if isinstance(token, bool) or int(token) != token or not 0 <= int(token) < d_vocab:
                 raise ValueError(f"token id {token!r} is outside the vocabulary [0, {d_vocab})")
@@ -92,12 +80,15 @@ def token_ids(model: HookedTransformer, tokens: TokenLike) -> list[int]:
     return ids
 
 
-def unembed_directions(model: HookedTransformer, tokens: TokenLike) -> Float[Tensor, "n d_model"]:
+def unembed_directions(
+    model: HookedTransformer, tokens: TokenLike, *, vocab: Vocabulary | None = None
+) -> Float[Tensor, "n d_model"]:
     """The unembedding columns ``W_U[:, t]`` of the given tokens.
 
     Args:
         model: the HookedTransformer.
         tokens: a token id, a single-token string (e.g. ``" sad"``), or a list/tensor of them.
+        vocab: the model's Vocabulary, if already built (see ``token_ids``).
 
     Returns:
         [n, d_model] directions, one per token, in order.
@@ -105,32 +96,53 @@ def unembed_directions(model: HookedTransformer, tokens: TokenLike) -> Float[Ten
     Raises:
         ValueError: for an unknown token (with near matches) or an id out of range.
     """
-    return model.W_U[:, token_ids(model, tokens)].T.detach()
+    return model.W_U[:, token_ids(model, tokens, vocab=vocab)].T.detach()
 
 
-def contrast_directions(model: HookedTransformer, tokens: TokenLike, versus: TokenLike) -> Float[Tensor, "n d_model"]:
+def contrast_directions(
+    model: HookedTransformer, tokens: TokenLike, versus: TokenLike, *, vocab: Vocabulary | None = None
+) -> Float[Tensor, "n d_model"]:
     """``W_U[:, a] - W_U[:, b]``: what pushes token a up *relative to* token b.
 
     ``tokens`` and ``versus`` pair up elementwise; a single ``versus`` token is used
     against every token.
 
+    Args:
+        model: the HookedTransformer.
+        tokens: the tokens a (ids or single-token strings).
+        versus: the tokens b, one or as many as ``tokens``.
+        vocab: the model's Vocabulary, if already built (see ``token_ids``).
+
+    Returns:
+        [n, d_model] directions.
+
     Raises:
         ValueError: for unknown tokens or lists of different lengths.
     """
-    a = unembed_directions(model, tokens)
-    b = unembed_directions(model, versus)
+    a = unembed_directions(model, tokens, vocab=vocab)
+    b = unembed_directions(model, versus, vocab=vocab)
     if len(b) not in (1, len(a)):
         raise ValueError(f"got {len(a)} tokens but {len(b)} tokens to contrast them with; give one or {len(a)}")
     return a - b
 
 
-def mean_contrast_directions(model: HookedTransformer, tokens: TokenLike) -> Float[Tensor, "n d_model"]:
+def mean_contrast_directions(
+    model: HookedTransformer, tokens: TokenLike, *, vocab: Vocabulary | None = None
+) -> Float[Tensor, "n d_model"]:
     """``W_U[:, t]`` minus the mean of all other unembedding columns (the logit-difference direction).
+
+    Args:
+        model: the HookedTransformer.
+        tokens: token ids or single-token strings.
+        vocab: the model's Vocabulary, if already built (see ``token_ids``).
+
+    Returns:
+        [n, d_model] directions.
 
     Raises:
         ValueError: for unknown tokens.
     """
-    ids = token_ids(model, tokens)
+    ids = token_ids(model, tokens, vocab=vocab)
     W_U = model.W_U.detach()
     n_other = W_U.shape[1] - 1
     total = W_U.sum(dim=1)

@@ -9,20 +9,19 @@ from typing import Literal
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.interaction import (
+    InteractionBuilder,
     bias_constant,
-    build_interaction_matrices,
-    default_chunk_size,
+    bilinear_matvec,
     hidden_coefficients,
-    packed_interactions,
+    interaction_builder,
     prepare,
-    use_packed,
 )
-from tl_bilinear.analysis.lanczos import bilinear_matvec, lanczos_topk
+from tl_bilinear.analysis.lanczos import lanczos_topk
 from tl_bilinear.analysis.weights import BilinearWeights
+from tl_bilinear.checks import check_int
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,7 @@ class Eigendecomposition:
         return torch.einsum("nk,nki,nkj->nij", eig.eigenvalues, eig.eigenvectors, eig.eigenvectors)
 
     def _check_k(self, k: int) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= self.k:
-            raise ValueError(f"k={k!r} must be an int in [0, {self.k}] (the eigenpairs kept)")
+        check_int("k", k, low=0, high=self.k)
 
 
 def _magnitude_order(values: Tensor) -> Tensor:
@@ -145,36 +143,26 @@ def canonical_sign(vectors: Float[Tensor, "... d"]) -> Float[Tensor, "... d"]:
     return vectors * torch.where(pivot < 0, -1.0, 1.0).to(vectors.dtype)
 
 
-def _matrix_chunks(weights: BilinearWeights, directions: Tensor, chunk_size: int, progress: bool, desc: str):
-    """Yield the interaction matrices chunk by chunk, by the faster build for this many directions."""
-    chunks = directions.split(chunk_size)
-    packed = packed_interactions(weights) if use_packed(weights, len(directions), directions.dtype) else None
-    for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
-        if packed is not None:
-            yield packed.matrices(chunk)
-        else:
-            yield build_interaction_matrices(weights, hidden_coefficients(weights, chunk))
-
-
-def _dense_topk(weights: BilinearWeights, directions: Tensor, k: int, chunk_size: int, progress: bool):
+def _dense_topk(builder: InteractionBuilder, directions: Tensor, k: int, progress: bool) -> tuple[Tensor, Tensor]:
+    """Top-k eigenpairs by |λ| of each direction's Q, built chunk by chunk and run through ``eigh``."""
     values, vectors = [], []
-    for Q in _matrix_chunks(weights, directions, chunk_size, progress, "eigh"):
+    for Q in builder.chunks(directions, progress, "eigh"):
         v, V = _sort_by_magnitude(*torch.linalg.eigh(Q), k)
         values.append(v)
         vectors.append(V)
     if not values:
-        return directions.new_zeros(0, k), directions.new_zeros(0, k, weights.d_in)
+        return directions.new_zeros(0, k), directions.new_zeros(0, k, builder.weights.d_in)
     return torch.cat(values), torch.cat(vectors)
 
 
-def use_lanczos(k: int, d_in: int) -> bool:
+def lanczos_is_faster(k: int, d_in: int) -> bool:
     """The automatic choice: matrix-free Lanczos when few eigenpairs of a wide layer are wanted.
 
     Measured (benchmarks/bench_eigen.py: ts-medium shape, d_in 512, d_mlp 2048, top 16 of
     1024 directions, 2 cores): it beats building Q (packed, ~2.7 s) and then dense eigh,
-    and it beat a block Krylov Rayleigh-Ritz on the built Q (since removed) on flat
-    spectra (random weights; 6.4 s vs 18 s: block Krylov needs a polynomial degree near
-    100) and on low-rank ones (1.6 s vs 5.4 s).
+    and a block Krylov Rayleigh-Ritz on the built Q on flat spectra (random weights;
+    6.4 s vs 18 s: block Krylov needs a polynomial degree near 100) and on low-rank ones
+    (1.6 s vs 5.4 s).
     """
     return d_in >= 64 and 4 * k <= d_in
 
@@ -202,9 +190,9 @@ def eigendecompose(
         method: "dense" builds each Q and runs ``torch.linalg.eigh``; "lanczos" runs a
             batched matrix-free Lanczos that never forms Q and checks convergence, falling
             back to the dense route for any direction that did not converge; "auto" uses Lanczos when
-            ``4 k <= d_in`` and ``d_in >= 64`` (see ``use_lanczos``), else dense. Every
+            ``4 k <= d_in`` and ``d_in >= 64`` (see ``lanczos_is_faster``), else dense. Every
             route that builds Q picks the faster build for the number of directions
-            (``interaction.use_packed``). No route returns unconverged pairs.
+            (``interaction.packed_is_faster``). No route returns unconverged pairs.
         dtype: float32 or float64 (default: float64 for float64 models, else float32).
         chunk_size: directions per dense chunk (default: about 256 MiB of scratch).
         tol: Lanczos relative residual tolerance (default: the solver's,
@@ -220,15 +208,13 @@ def eigendecompose(
             k is out of range, the method is unknown, or ``chunk_size`` is not a positive int.
         IndexError: if the layer is out of range.
     """
-    weights, directions = prepare(model, layer, directions, dtype, chunk_size)
+    weights, directions = prepare(model, layer, directions, dtype)
     d_in = weights.d_in
-    k = d_in if k is None else k
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= d_in:
-        raise ValueError(f"k={k!r} must be None or an int in [0, {d_in}] (the MLP input width)")
+    k = d_in if check_int("k", k, low=0, high=d_in, allow_none=True) is None else k
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method={method!r} must be 'auto', 'dense' or 'lanczos'")
-    chunk_size = chunk_size or default_chunk_size(weights, directions.dtype)
-    if method == "lanczos" or (method == "auto" and use_lanczos(k, d_in)):
+    check_int("chunk_size", chunk_size, allow_none=True)
+    if method == "lanczos" or (method == "auto" and lanczos_is_faster(k, d_in)):
         values, vectors, converged = lanczos_topk(
             bilinear_matvec(weights.W_gate, weights.W_in, hidden_coefficients(weights, directions)),
             len(directions),
@@ -242,9 +228,11 @@ def eigendecompose(
         vectors = canonical_sign(vectors)
         if not converged.all():
             todo = (~converged).nonzero().squeeze(1)
-            values[todo], vectors[todo] = _dense_topk(weights, directions[todo], k, chunk_size, progress)
+            builder = interaction_builder(weights, len(todo), chunk_size=chunk_size)
+            values[todo], vectors[todo] = _dense_topk(builder, directions[todo], k, progress)
     else:
-        values, vectors = _dense_topk(weights, directions, k, chunk_size, progress)
+        builder = interaction_builder(weights, len(directions), chunk_size=chunk_size)
+        values, vectors = _dense_topk(builder, directions, k, progress)
     return Eigendecomposition(
         eigenvalues=values,
         eigenvectors=vectors,
@@ -269,10 +257,11 @@ def spectrum(
     Raises:
         ValueError / IndexError: as ``eigendecompose``.
     """
-    weights, directions = prepare(model, layer, directions, dtype, chunk_size)
-    chunk_size = chunk_size or default_chunk_size(weights, directions.dtype)
+    weights, directions = prepare(model, layer, directions, dtype)
     out = []
-    for Q in _matrix_chunks(weights, directions, chunk_size, progress, "eigvalsh"):
+    for Q in interaction_builder(weights, len(directions), chunk_size=chunk_size).chunks(
+        directions, progress, "eigvalsh"
+    ):
         values = torch.linalg.eigvalsh(Q)
         out.append(values.gather(-1, _magnitude_order(values)))
     return torch.cat(out) if out else directions.new_zeros(0, weights.d_in)

@@ -8,12 +8,12 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from tl_bilinear.analysis.weights import check_layer
+from tl_bilinear.analysis.layer import check_layer
 
 
 def mlp_input_hook_names(model: HookedTransformer, layer: int) -> list[str]:
     """The hook names ``mlp_input`` reads; pass them as ``names_filter`` to ``run_with_cache``."""
-    check_layer(model, layer)
+    layer = check_layer(model, layer)
     cfg = model.cfg
     if cfg.normalization_type is not None:
         return [f"blocks.{layer}.ln2.hook_normalized"]
@@ -41,6 +41,7 @@ def mlp_input(model: HookedTransformer, layer: int, cache: Mapping[str, Tensor])
     cfg = model.cfg
     if getattr(cfg, "use_normalization_before_and_after", False) or getattr(cfg, "post_norm", False):
         raise ValueError("post-norm blocks are not supported: their MLP input is not a cached hook")
+    layer = check_layer(model, layer)
     (name,) = mlp_input_hook_names(model, layer)
     if name not in cache:
         raise KeyError(f"the cache has no {name!r}; run run_with_cache with names_filter including it")

@@ -1,17 +1,15 @@
 """Top-k eigenpairs of many symmetric matrices at once, by batched Lanczos.
 
-One Lanczos run per matrix, all in lockstep: every step is one batched matvec (for a
-bilinear layer two GEMMs through ``W_gate``, ``diag(c)`` and ``W_in``; Q is never
-formed), the three-term update, and one full reorthogonalisation pass against the
+One Lanczos run per matrix, all in lockstep: every step is one batched matvec of any
+symmetric operator (for a bilinear layer ``interaction.bilinear_matvec``: two GEMMs
+through ``W_gate``, ``diag(c)`` and ``W_in``; Q is never formed), the three-term update, and one full reorthogonalisation pass against the
 stored basis (two batched vector-matrix products in the layouts that stream the basis
 at memory speed; after the three-term update one pass keeps the basis orthogonal to a
 few float32 ulps). Each Q is scaled by the size of its first matvec, so that no norm
 over- or underflows.
 
-At each convergence check the tridiagonal matrices T get their extreme Ritz values by
-batched Sturm multisection and their Ritz vectors by inverse iteration, vectorised over
-matrices in torch (a dense ``eigh`` of a thousand 100 x 100 matrices costs more than
-the Lanczos steps). A direction has converged when each of its top-k Ritz pairs (by
+At each convergence check the tridiagonal matrices T get their top Ritz pairs from
+:mod:`tl_bilinear.analysis.tridiagonal`. A direction has converged when each of its top-k Ritz pairs (by
 |θ|) has
 
     ||Q x - θ x||² = ||T y - θ y||² + (β_s y_s)²  <=  (tol · max(|θ|, FLOOR · max|θ|))²
@@ -41,10 +39,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
+
+from tl_bilinear.analysis.tridiagonal import ritz
+from tl_bilinear.checks import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -67,189 +69,34 @@ def _allowed(theta: Tensor, tol: float) -> Tensor:
     return tol * torch.maximum(magnitude, FLOOR * magnitude.amax(1, keepdim=True))
 
 
-def bilinear_matvec(W_gate: Float[Tensor, "d m"], W_in: Float[Tensor, "d m"], C: Float[Tensor, "n m"]) -> MatVec:
-    """The matrix-free matvec of ``Q_n = sym(W_gate diag(C[n]) W_inᵀ)``.
-
-    ``Q_n v = ½ (W_gate (C[n] ⊙ (W_inᵀ v)) + W_in (C[n] ⊙ (W_gateᵀ v)))``, computed for
-    a batch of vectors as two GEMMs: ``V @ [W_in | W_gate]`` -> [n_sub, 2m], scaled by
-    the coefficients, then ``@ ½[W_gate | W_in]ᵀ`` -> [n_sub, d].
-
-    Args:
-        W_gate: [d, m] gate weights (TransformerLens ``blocks[L].mlp.W_gate``).
-        W_in: [d, m] linear-branch weights (``blocks[L].mlp.W_in``).
-        C: [n, m] hidden coefficients, one row ``W_out u`` per direction u.
-
-    Returns:
-        ``matvec(V [n_sub, d], index [n_sub]) -> [n_sub, d]`` with row j = ``Q_{index[j]} V[j]``.
-
-    Raises:
-        ValueError: if the shapes do not match.
-    """
-    if W_gate.ndim != 2 or W_gate.shape != W_in.shape or C.ndim != 2 or C.shape[1] != W_gate.shape[1]:
-        raise ValueError(
-            f"need W_gate, W_in [d, m] and C [n, m]; got W_gate {tuple(W_gate.shape)}, "
-            f"W_in {tuple(W_in.shape)}, C {tuple(C.shape)}"
-        )
-    dtype = torch.promote_types(torch.promote_types(W_gate.dtype, W_in.dtype), C.dtype)
-    m = W_gate.shape[1]
-    W_gate, W_in, C = W_gate.detach().to(dtype), W_in.detach().to(dtype), C.detach().to(dtype)
-    W_up = torch.cat([W_in, W_gate], dim=1)  # [d, 2m]
-    W_down = (torch.cat([W_gate, W_in], dim=1) / 2).T.contiguous()  # [2m, d]
-
-    gathered: list = [None, -1, None]  # the last index, its version, its rows of C (Lanczos reuses them)
-
-    def matvec(V: Tensor, index: Tensor) -> Tensor:
-        if gathered[0] is not index or gathered[1] != index._version:
-            gathered[:] = index, index._version, C.index_select(0, index)[:, None, :]
-        hidden = V.to(dtype) @ W_up  # [n_sub, 2m]: (W_inᵀ v, W_gateᵀ v)
-        hidden.view(len(V), 2, m).mul_(gathered[2])
-        return hidden @ W_down  # ½ (W_gate (c ⊙ W_inᵀ v) + W_in (c ⊙ W_gateᵀ v))
-
-    return matvec
-
-
-# ----------------------------------------------------------------------------------
-# Ritz pairs of batched symmetric tridiagonal matrices (float64, vectorised over B).
-# alpha [B, s] is the diagonal, beta [B, s] the off-diagonal with beta[:, s-1] the
-# residual norm β_s of the Lanczos step (not part of T).
-
-
-def _sturm_bisect(alpha: Tensor, beta: Tensor, ranks: Tensor, bits: int = 20) -> Tensor:
-    """Eigenvalues of rank ``ranks`` [B, K] (0 = smallest) of each T, by multisection.
-
-    Sturm counts in float32 (T scaled to norm ~1) to ``bits`` bits of the Gershgorin
-    width; inverse iteration and Rayleigh quotients refine the values. Each sweep probes M
-    points per interval, as many as keep one sweep's tensors small.
-    """
-    B, s = alpha.shape
-    K = ranks.shape[1]
-    scale = (alpha.abs().amax(1, keepdim=True) + beta.abs().amax(1, keepdim=True)).clamp_min(1e-300)
-    a, b = (alpha / scale).float(), (beta[:, : s - 1] / scale).float()
-    b2 = b.square().clamp_min(torch.finfo(a.dtype).tiny).T.contiguous()  # [s-1, B]
-    radius = torch.nn.functional.pad(b.abs(), (0, 1)) + torch.nn.functional.pad(b.abs(), (1, 0))
-    lo = (a - radius).amin(1)
-    hi = (a + radius).amax(1)
-    pad = 1e-6 * (hi - lo).abs() + 1e-30
-    lo, hi = (lo - pad)[:, None].expand(B, K).contiguous(), (hi + pad)[:, None].expand(B, K).contiguous()
-    M = 1
-    while 2 * (M + 1) * B * K <= 2**14 and M < 255:  # per-op tensors small: op overhead dominates
-        M = 2 * M + 1
-    frac = torch.arange(1, M + 1, dtype=a.dtype, device=a.device) / (M + 1)  # [M]
-    q = torch.empty(s, B, K * M, dtype=a.dtype, device=a.device)
-    aT, b2 = a.T.contiguous()[:, :, None], b2[:, :, None]
-    for _ in range(-(-bits // ((M + 1).bit_length() - 1))):
-        probes = lo[:, :, None] + (hi - lo)[:, :, None] * frac  # [B, K, M]
-        torch.sub(aT, probes.view(1, B, K * M), out=q)  # q_i = (α_i - x) - β_{i-1}² / q_{i-1}
-        for i in range(1, s):
-            q[i].addcdiv_(b2[i - 1], q[i - 1], value=-1)
-        below = q.lt(0).view(torch.uint8).sum(0, dtype=torch.int32).view(B, K, M)  # eigenvalues < probe
-        t = (below <= ranks[:, :, None]).sum(2, keepdim=True)  # probes left of the wanted one
-        edges = torch.cat([lo[:, :, None], probes, hi[:, :, None]], 2)
-        lo, hi = edges.gather(2, t)[..., 0], edges.gather(2, t + 1)[..., 0]
-    return (lo + hi).to(alpha.dtype) / 2 * scale
-
-
-def _tridiag_apply(alpha: Tensor, beta: Tensor, Y: Tensor) -> Tensor:
-    """T @ Y for Y [B, s, K]."""
-    out = alpha[:, :, None] * Y
-    off = beta[:, :-1, None]
-    out[:, :-1] += off * Y[:, 1:]
-    out[:, 1:] += off * Y[:, :-1]
-    return out
-
-
-def _inverse_iteration(alpha: Tensor, beta: Tensor, theta: Tensor, iters: int = 3) -> Tensor:
-    """Unit eigenvectors Y [B, s, K] of T for the eigenvalue estimates theta [B, K].
-
-    Inverse iteration through ``T - θ I = L D Lᵀ`` (no pivoting: a tiny pivot only makes
-    its component large, which is the point; the caller's residuals catch any failure),
-    from random start vectors, so that shifts inside a cluster give independent vectors.
-    """
-    B, s = alpha.shape
-    K = theta.shape[1]
-    gen = torch.Generator(device=alpha.device).manual_seed(1234)
-    rand = lambda *shape: torch.rand(*shape, generator=gen, dtype=alpha.dtype, device=alpha.device)  # noqa: E731
-    scale = alpha.abs().amax(1, keepdim=True) + beta.abs().amax(1, keepdim=True) + torch.finfo(alpha.dtype).tiny
-    theta = theta + (rand(1, K) - 0.5) * 1e-13 * scale  # no exactly singular pivots for exact-zero T entries
-    b = beta[:, : s - 1].T[:, :, None]  # [s-1, B, 1]
-    b2 = b.square()
-    dg = alpha.T[:, :, None] - theta  # [s, B, K]: pivots d_i = (α_i - θ) - β_{i-1}² / d_{i-1}
-    for i in range(1, s):
-        dg[i].addcdiv_(b2[i - 1], dg[i - 1], value=-1)
-    ell = b / dg[: s - 1]  # l_i = β_i / d_i
-    y = (rand(s, 1, K) + 0.5).expand(s, B, K).contiguous()  # independent starts for the K shifts
-    for _ in range(iters):
-        for i in range(1, s):  # L u = y
-            y[i].addcmul_(ell[i - 1], y[i - 1], value=-1)
-        y /= dg
-        for i in range(s - 2, -1, -1):  # Lᵀ y = D⁻¹ u
-            y[i].addcmul_(ell[i], y[i + 1], value=-1)
-        y /= y.abs().amax(0, keepdim=True)  # keeps the next sweep finite
-    y = y.nan_to_num_(0.0)
-    return (y / y.norm(dim=0, keepdim=True).clamp_min(torch.finfo(y.dtype).tiny)).permute(1, 0, 2)
-
-
-class _single_thread:
-    """Run small-tensor code on one intra-op thread: there, threads only add sync cost
-    (measured: 10x slower on 2 threads when another process holds a core)."""
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)
-
-
-def _ritz(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """Top-k Ritz values by |θ|, Ritz vectors in the Lanczos basis, and residual norms.
-
-    Returns theta [B, k] (|θ| descending), Y [B, s, k] and res [B, k] with
-    ``res² = ||T y - θ y||² + (β_s y_s)²``, the true residual ``||Q V y - θ V y||``.
-    """
-    with _single_thread():
-        return _ritz_pairs(alpha.double(), beta.double(), k, rayleigh_ritz)
-
-
-def _ritz_pairs(alpha: Tensor, beta: Tensor, k: int, rayleigh_ritz: bool) -> tuple[Tensor, Tensor, Tensor]:
-    B, s = alpha.shape
-    if 2 * k >= s:
-        ranks = torch.arange(s, device=alpha.device)
-    else:
-        ranks = torch.cat([torch.arange(k, device=alpha.device), torch.arange(s - k, s, device=alpha.device)])
-    ranks = ranks[None].expand(B, -1)
-    theta = _sturm_bisect(alpha, beta, ranks)
-    order = theta.abs().argsort(dim=1, descending=True, stable=True)[:, :k]
-    theta = theta.gather(1, order)
-    Y = _inverse_iteration(alpha, beta, theta)
-    if rayleigh_ritz:  # orthonormal Ritz vectors, also inside clusters
-        Z = torch.linalg.qr(Y).Q
-        theta, W = torch.linalg.eigh(Z.mT @ _tridiag_apply(alpha, beta, Z))
-        order = theta.abs().argsort(dim=1, descending=True, stable=True)
-        theta, Y = theta.gather(1, order), Z @ W.gather(2, order[:, None, :].expand_as(W))
-    TY = _tridiag_apply(alpha, beta, Y)
-    theta = (Y * TY).sum(1)  # Rayleigh quotients
-    res2 = (TY - theta[:, None, :] * Y).square().sum(1) + (beta[:, s - 1, None] * Y[:, s - 1]).square()
-    return theta, Y, res2.sqrt()
-
-
-# ----------------------------------------------------------------------------------
-# The batched Lanczos iteration.
-
-
 class _Batch:
-    """Lanczos state of the directions still running: basis, T's entries, their index,
-    and the scale of each Q (T is of Q / scale)."""
+    """Lanczos state of the directions still running.
+
+    Attributes:
+        index: [B] the directions (rows of the results) in the batch.
+        V: [B, capacity, d] the Krylov bases.
+        alpha, beta: [B, max_steps] T's diagonal and off-diagonal (of Q / scale).
+        tnorm: [B] a running bound on ||T||.
+        scale: [B] each Q's scale (set by the first step).
+        live: [B] rows not yet finished (finished ones may run on until compaction).
+        last_log, last_j: [B] each row's log residual ratio and step at its last check.
+    """
 
     def __init__(self, index: Tensor, V: Tensor, alpha: Tensor, beta: Tensor, tnorm: Tensor):
         self.index, self.V, self.alpha, self.beta, self.tnorm = index, V, alpha, beta, tnorm
+        n, device = len(index), index.device
+        self.scale = tnorm.new_ones(n)
+        self.live = torch.ones(n, dtype=torch.bool, device=device)
+        self.last_log = torch.full((n,), float("nan"), dtype=torch.float64, device=device)
+        self.last_j = torch.zeros(n, dtype=torch.float64, device=device)
 
     def keep(self, rows: Tensor, steps: int, capacity: int) -> _Batch:
         """The rows still running, with room for ``capacity`` basis vectors."""
         V = self.V.new_empty(len(rows), capacity, self.V.shape[2])
         V[:, : steps + 1] = self.V[rows, : steps + 1]
         batch = _Batch(self.index[rows], V, self.alpha[rows], self.beta[rows], self.tnorm[rows])
-        batch.scale = self.scale[rows]
+        batch.scale, batch.live = self.scale[rows], self.live[rows]
+        batch.last_log, batch.last_j = self.last_log[rows], self.last_j[rows]
         return batch
 
 
@@ -318,77 +165,107 @@ def guard_pairs(k: int) -> int:
 _SAMPLE = 64
 
 
-def _run(
-    matvec: MatVec,
-    index: Tensor,
-    d: int,
-    k: int,
-    dtype: torch.dtype,
-    steps: int,
-    max_steps: int,
-    tol: float,
-    check_every: int | None,
-    gen: torch.Generator,
-    out: tuple[Tensor, Tensor, Tensor],
-) -> None:
-    """Lanczos for the matrices ``index`` until each converges or reaches max_steps.
+@dataclass
+class _Solver:
+    """One ``lanczos_topk`` call: its operator and settings, and the results it fills in.
 
-    ``k`` pairs are converged; the first ``values.shape[1]`` of them are kept.
+    Attributes:
+        matvec: the operator.
+        d: the matrices' size.
+        k: Ritz pairs converged per matrix (the k returned plus the guard pairs).
+        steps, max_steps: Krylov dimension of the first check and of the last step.
+        tol: relative residual tolerance.
+        check_every: steps between checks (None: predicted).
+        gen: the random generator of start vectors.
+        values, vectors, converged: the results [n, k_out], [n, k_out, d], [n].
     """
-    values, vectors, converged = out
-    n_out = values.shape[1]
-    n, device = len(index), index.device
-    V = torch.empty(n, min(max_steps, 4 * steps) + 1, d, dtype=dtype, device=device)
-    V[:, 0] = _random_unit(n, d, None, gen, V)
-    zeros = torch.zeros(n, max_steps, dtype=dtype, device=device)
-    batch = _Batch(index, V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=device))
-    live = torch.ones(n, dtype=torch.bool, device=device)  # finished rows may run on until compaction
-    last_log = torch.full((n,), float("nan"), dtype=torch.float64, device=device)  # at the last check ...
-    last_j = torch.zeros(n, dtype=torch.float64, device=device)  # ... of each row
-    j, check = 0, steps
-    while True:
-        _step(batch, matvec, j, last=j + 1 == max_steps, gen=gen)
-        j += 1
-        if j < check:
-            continue
-        rows = live.nonzero()[:, 0]
-        if check_every is None and len(rows) > 2 * _SAMPLE and j < max_steps:
-            rows = rows[torch.linspace(0, len(rows) - 1, _SAMPLE, device=device).long()]  # a sample first
+
+    matvec: MatVec
+    d: int
+    k: int
+    steps: int
+    max_steps: int
+    tol: float
+    check_every: int | None
+    gen: torch.Generator
+    values: Tensor
+    vectors: Tensor
+    converged: Tensor
+
+    def run(self, index: Tensor) -> None:
+        """Lanczos for the matrices ``index`` until each converges or reaches ``max_steps``."""
+        batch = self._start(index)
+        j, check = 0, self.steps
+        while True:
+            _step(batch, self.matvec, j, last=j + 1 == self.max_steps, gen=self.gen)
+            j += 1
+            if j < check:
+                continue
+            rows, ratio = self._check(batch, j)
+            done = (ratio <= 1) | (j == self.max_steps)
+            logger.debug(
+                "lanczos: %d steps, %d of %d checked converged (%d running)",
+                j,
+                int(done.sum()),
+                len(rows),
+                int(batch.live.sum()),
+            )
+            if done.any():
+                self._store(batch, rows[done], j)
+            if not batch.live.any():
+                return
+            gap = self._gap(batch, rows, ratio, done, j)
+            check = min(self.max_steps, j + gap)
+            # drop finished rows once they are worth a copy of the basis, or to make room
+            if (~batch.live).sum() * 8 >= len(batch.live) or check + 1 > batch.V.shape[1]:
+                batch = batch.keep(batch.live.nonzero()[:, 0], j, min(self.max_steps, check + max(gap, j // 2)) + 1)
+
+    def _start(self, index: Tensor) -> _Batch:
+        n, d, dtype, device = len(index), self.d, self.values.dtype, index.device
+        V = torch.empty(n, min(self.max_steps, 4 * self.steps) + 1, d, dtype=dtype, device=device)
+        V[:, 0] = _random_unit(n, d, None, self.gen, V)
+        zeros = torch.zeros(n, self.max_steps, dtype=dtype, device=device)
+        return _Batch(index, V, zeros, zeros.clone(), torch.zeros(n, dtype=dtype, device=device))
+
+    def _check(self, batch: _Batch, j: int) -> tuple[Tensor, Tensor]:
+        """The live rows checked and their worst residual ratio (<= 1: converged).
+
+        A large batch is checked on a sample first; all live rows only once one of the
+        sample has converged.
+        """
+        rows = batch.live.nonzero()[:, 0]
+        if self.check_every is None and len(rows) > 2 * _SAMPLE and j < self.max_steps:
+            rows = rows[torch.linspace(0, len(rows) - 1, _SAMPLE, device=rows.device).long()]
         for attempt in range(2):
-            theta, _, res = _ritz(batch.alpha[rows, :j], batch.beta[rows, :j], k)
-            ratio = (res / _allowed(theta, tol)).masked_fill(res == 0, 0).amax(1).double()  # <= 1: converged
-            if attempt or len(rows) == int(live.sum()) or not (ratio <= 1).any():
+            theta, _, res = ritz(batch.alpha[rows, :j], batch.beta[rows, :j], self.k)
+            ratio = (res / _allowed(theta, self.tol)).masked_fill(res == 0, 0).amax(1).double()
+            if attempt or len(rows) == int(batch.live.sum()) or not (ratio <= 1).any():
                 break
-            rows = live.nonzero()[:, 0]  # someone in the sample converged: check them all
-        done = (ratio <= 1) | (j == max_steps)
-        logger.debug(
-            "lanczos: %d steps, %d of %d checked converged (%d running)", j, int(done.sum()), len(rows), int(live.sum())
-        )
-        if done.any():
-            fin = rows[done]
-            theta, Y, res = _ritz(batch.alpha[fin, :j], batch.beta[fin, :j], k, rayleigh_ritz=True)
-            X = torch.bmm(Y.mT.to(dtype), batch.V[fin, :j])  # [r, k, d]
-            i = batch.index[fin]
-            values[i] = theta[:, :n_out].to(dtype) * batch.scale[fin, None]
-            vectors[i] = X[:, :n_out] / X[:, :n_out].norm(dim=2, keepdim=True)
-            converged[i] = (res <= _allowed(theta, tol)).all(1)
-            live[fin] = False
-        if not live.any():
-            return
+            rows = batch.live.nonzero()[:, 0]
+        return rows, ratio
+
+    def _store(self, batch: _Batch, fin: Tensor, j: int) -> None:
+        """Write the Ritz pairs of the finished rows ``fin`` into the results; they stop running."""
+        n_out = self.values.shape[1]
+        theta, Y, res = ritz(batch.alpha[fin, :j], batch.beta[fin, :j], self.k, rayleigh_ritz=True)
+        X = torch.bmm(Y.mT.to(batch.V.dtype), batch.V[fin, :j])  # [r, k, d]
+        i = batch.index[fin]
+        self.values[i] = theta[:, :n_out].to(batch.V.dtype) * batch.scale[fin, None]
+        self.vectors[i] = X[:, :n_out] / X[:, :n_out].norm(dim=2, keepdim=True)
+        self.converged[i] = (res <= _allowed(theta, self.tol)).all(1)
+        batch.live[fin] = False
+
+    def _gap(self, batch: _Batch, rows: Tensor, ratio: Tensor, done: Tensor, j: int) -> int:
+        """Steps to the next check: ``check_every``, or predicted from how fast the residuals fell."""
         log_ratio = ratio.log()
-        gap = max(8, j // 4) if check_every is None else check_every
-        rate = (last_log[rows] - log_ratio) / (j - last_j[rows])
+        gap = max(8, j // 4) if self.check_every is None else self.check_every
+        rate = (batch.last_log[rows] - log_ratio) / (j - batch.last_j[rows])
         usable = ~done & torch.isfinite(log_ratio) & torch.isfinite(rate) & (rate > 0)
-        if check_every is None and usable.any():  # predict from the residuals' decay
+        if self.check_every is None and usable.any():
             predicted = (log_ratio[usable] / rate[usable].clamp_min(1e-3)).quantile(0.25).item()
             gap = int(min(max(predicted, 4, j // 16), max(8, j // 4)) + 0.5)
-        last_log[rows], last_j[rows] = log_ratio, float(j)
-        check = min(max_steps, j + gap)
-        # drop finished rows once they are worth a copy of the basis, or to make room
-        if (~live).sum() * 8 >= len(live) or check + 1 > batch.V.shape[1]:
-            keep = live.nonzero()[:, 0]
-            batch = batch.keep(keep, j, min(max_steps, check + max(gap, j // 2)) + 1)
-            live, last_log, last_j = live[keep], last_log[keep], last_j[keep]
+        batch.last_log[rows], batch.last_j[rows] = log_ratio, float(j)
+        return gap
 
 
 @torch.no_grad()
@@ -411,7 +288,8 @@ def lanczos_topk(
 
     Args:
         matvec: ``matvec(V [n_sub, d], index [n_sub]) -> [n_sub, d]``, row j being
-            ``Q_{index[j]} @ V[j]`` (see :func:`bilinear_matvec`).
+            ``Q_{index[j]} @ V[j]``, for any batch of symmetric operators (e.g.
+            ``interaction.bilinear_matvec``).
         n: number of matrices.
         d: their size.
         k: eigenpairs per matrix, 0 <= k <= d.
@@ -457,13 +335,9 @@ def lanczos_topk(
             f"tol={tol} must lie in (0, {MAX_TOL}]: a looser residual no longer pins down which "
             "eigenvalues are the top k"
         )
-    if check_every is not None and check_every < 1:
-        raise ValueError(f"check_every={check_every} must be >= 1")
-    itemsize = torch.finfo(dtype).bits // 8
-    if batch_size is None:
-        batch_size = max(1, 2**30 // (d * itemsize * min(max_steps + 1, 4 * steps)))
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    check_int("check_every", check_every, allow_none=True)
+    if check_int("batch_size", batch_size, allow_none=True) is None:
+        batch_size = max(1, 2**30 // (d * torch.finfo(dtype).bits // 8 * min(max_steps + 1, 4 * steps)))
     device = torch.device("cpu") if device is None else torch.device(device)
     values = torch.zeros(n, k, dtype=dtype, device=device)
     vectors = torch.zeros(n, k, d, dtype=dtype, device=device)
@@ -471,6 +345,7 @@ def lanczos_topk(
     if k == 0:
         return values, vectors, converged
     gen = torch.Generator(device=device).manual_seed(seed)
+    solver = _Solver(matvec, d, k_run, steps, max_steps, tol, check_every, gen, values, vectors, converged)
     for index in torch.arange(n, device=device).split(batch_size):
-        _run(matvec, index, d, k_run, dtype, steps, max_steps, tol, check_every, gen, (values, vectors, converged))
+        solver.run(index)
     return values, vectors, converged

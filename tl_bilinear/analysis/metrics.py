@@ -11,6 +11,7 @@ from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.interaction import hidden_coefficients, interaction_matrices, prepare
 from tl_bilinear.analysis.weights import BilinearWeights
+from tl_bilinear.checks import check_int
 
 
 def _relative_magnitudes(eigenvalues: Tensor) -> Tensor:
@@ -40,8 +41,7 @@ def topk_mass(eigenvalues: Float[Tensor, "... k"], k: int) -> Float[Tensor, ...]
     Raises:
         ValueError: if k is negative.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k={k!r} must be a non-negative int")
+    check_int("k", k, low=0)
     squares = _relative_magnitudes(eigenvalues).square().sort(dim=-1, descending=True).values
     total = squares.sum(-1)
     return torch.where(total > 0, squares[..., :k].sum(-1) / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
@@ -100,8 +100,7 @@ def hosvd(
         ValueError: as ``interaction_matrices``, or if k is not None or a non-negative int.
         IndexError: as ``interaction_matrices``.
     """
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
-        raise ValueError(f"k={k!r} must be None (all components) or a non-negative int")
+    check_int("k", k, low=0, allow_none=True)
     weights, U = prepare(model, layer, directions, dtype)
     W_gate, W_in = weights.W_gate, weights.W_in
     K = ((W_gate.T @ W_gate) * (W_in.T @ W_in) + (W_gate.T @ W_in) * (W_in.T @ W_gate)) / 2

@@ -10,6 +10,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from tl_bilinear.activation import is_bilinear_act
+from tl_bilinear.analysis.layer import check_layer
 
 
 @dataclass(frozen=True)
@@ -110,19 +111,6 @@ class BilinearWeights:
         return replace(self, **cast)
 
 
-def check_layer(model: HookedTransformer, layer: int) -> None:
-    """Raise a clear error unless ``layer`` is a valid layer index of ``model``.
-
-    Raises:
-        IndexError: if the layer is out of range (negative indices included) or not an int.
-    """
-    n_layers = model.cfg.n_layers
-    not_int = isinstance(layer, bool) or not isinstance(layer, int)
-    if not_int or not 0 <= layer < n_layers:
-        hint = f"; it must be a Python int, not {type(layer).__name__} (pass int(layer))" if not_int else ""
-        raise IndexError(f"layer {layer!r} is out of range: the model has {n_layers} layers (0..{n_layers - 1}){hint}")
-
-
 def bilinear_weights(model: HookedTransformer, layer: int) -> BilinearWeights:
     """Read layer ``layer``'s MLP weights from a bilinear HookedTransformer.
 
@@ -137,7 +125,7 @@ def bilinear_weights(model: HookedTransformer, layer: int) -> BilinearWeights:
         IndexError: if the layer is out of range.
         ValueError: if that layer's MLP is not bilinear (names the layer and its act_fn).
     """
-    check_layer(model, layer)
+    layer = check_layer(model, layer)
     cfg = model.cfg
     if cfg.attn_only:
         raise ValueError(f"layer {layer} has no MLP: the model is attention-only")

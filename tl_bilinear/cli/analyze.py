@@ -9,9 +9,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from tl_bilinear.cli.args import parse_count
@@ -63,14 +62,6 @@ def _dataset(model, name: str, batch_size: int) -> Iterable | None:
     return TokenBlockStream(name, model.tokenizer, model.cfg.n_ctx).batches(batch_size, drop_last=False)
 
 
-def _check_token(vocab: Sequence[str], token: str, flag: str) -> None:
-    if token in set(vocab):
-        return
-    near = difflib.get_close_matches(token, list(dict.fromkeys(vocab)), n=5, cutoff=0.6)
-    hint = f" Near matches: {', '.join(repr(t) for t in near)}." if near else ""
-    raise ValueError(f"{flag} {token!r} is not a single token of this model's vocabulary.{hint}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``analyze`` with parsed arguments.
 
@@ -86,22 +77,17 @@ def run(args: argparse.Namespace) -> int:
             layer out of range.
     """
     import tl_bilinear
-    from tl_bilinear.analysis.directions import vocab_strings
+    from tl_bilinear.analysis import check_layer, vocabulary
     from tl_bilinear.viz.report import analysis_report
 
     model = tl_bilinear.load(args.checkpoint)
-    n_layers = model.cfg.n_layers
-    if not 0 <= args.layer < n_layers:
-        raise IndexError(
-            f"--layer {args.layer} is out of range: the model has {n_layers} layer"
-            f"{'s' if n_layers != 1 else ''} (0..{n_layers - 1})"
-        )
+    layer = check_layer(model, args.layer, name="--layer")
     if model.tokenizer is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer, so --token cannot be looked up")
-    vocab = vocab_strings(model)
-    _check_token(vocab, args.token, "--token")
+    vocab = vocabulary(model)
+    vocab.token_id(args.token, name="--token")
     if args.vs is not None:
-        _check_token(vocab, args.vs, "--vs")
+        vocab.token_id(args.vs, name="--vs")
     text = None
     if args.text is not None:
         if not args.text.is_file():
@@ -110,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
     dataset = _dataset(model, args.dataset, args.batch_size)
     report = analysis_report(
         model,
-        args.layer,
+        layer,
         args.token,
         args.vs,
+        vocab=vocab,
         text=text,
         dataset=dataset,
         k=args.k,

@@ -8,6 +8,8 @@ import math
 import sys
 from collections.abc import Sequence
 
+from tl_bilinear.config import is_bias
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``info``: a checkpoint's config and parameter counts (or the presets)."""
@@ -32,10 +34,10 @@ def parameter_counts(shapes: dict[str, Sequence[int]]) -> dict[str, int]:
     counts = {"embed": 0, "attn": 0, "mlp": 0, "unembed": 0, "biases (frozen at 0)": 0}
     for name, shape in shapes.items():
         leaf, parts = name.rsplit(".", 1)[-1], name.split(".")
-        if not leaf.startswith(("W_", "b_")):
+        if not (leaf.startswith("W_") or is_bias(name)):
             continue
         numel = math.prod(shape)
-        if leaf.startswith("b_"):
+        if is_bias(name):
             counts["biases (frozen at 0)"] += numel
         elif parts[0] in ("embed", "unembed"):
             counts[parts[0]] += numel

@@ -27,6 +27,13 @@ coco fifi lulu susie trixie dora cora flora laura maude edith ada nell bonnie pe
 amber jade coral ginger honey candy cookie bea tess meg jess beth abby ellie millie
 tilly evie josie rosie hattie lottie winnie dolly minnie pippa nola ora una vera
 wren mabel opal iva uma yara sienna serena diana carla paula rita nancy peggy
+agnes beatrice camille delia esme florence gemma harriet imogen juliet kitty lydia
+martha nellie octavia phoebe quinn rosalind sadie thea ursula vivian winona xena
+yvonne zelda alma bianca celeste dorothy eloise frida gloria helena irene jasmine
+kayla lorna marina nadine odette petra rhea selma talia valerie wanda yolanda
+zinnia aurora briony cassie dahlia elodie fern gwen hilda isabel jolene lark
+adele blair cleo darcy eden fay gabby hester ida jill kay lila moira nessa orla
+pia rae skye tamsin vida willa yara zia ariel brooke della effie gail hallie
 """)
 
 BOY_NAMES = _words("""
@@ -40,6 +47,13 @@ chen lee wei bao minh luis carlos diego pablo marco mateo hans karl lars sven iv
 boris igor pedro andre rafael tobias victor walter oscar frank ernie bert gus
 hank ned ted zack cody kyle brad chad wade dean glen lenny benny kenny manny sonny
 percy rupert basil cedric edgar giles horace jerome lionel morris nigel quentin
+albert barney calvin dexter elliot ferdinand gilbert harvey isaac jonah kevin
+leon martin nelson orville patrick quincy roland stanley theo umar vincent wesley
+xavier yuri zane abel barry clyde duncan emmett floyd gordon hector ian jerry
+kurt lowell monty norman otis phil ralph seth tucker ulric vernon warren yves
+zeke angus bruno conrad derek edwin
+ambrose bartholomew cyrus dmitri eamon fergus gideon hamish ignatius jethro kit
+lorenzo magnus nico oswald piers reuben silas thaddeus upton virgil wilbur
 """)
 
 ANIMALS = _words("""
@@ -50,6 +64,10 @@ kangaroo penguin seal whale dolphin shark crab octopus snail butterfly bee ladyb
 ant spider worm caterpillar dragonfly firefly parrot robin sparrow crow eagle swan
 goose pony donkey camel llama wolf moose bat lizard snake dinosaur dragon unicorn
 hamster gerbil ferret chipmunk skunk possum walrus puffin flamingo peacock toucan
+alligator cheetah leopard rhino ostrich pelican seagull heron stork jellyfish
+starfish seahorse lobster salamander toad newt mule buffalo bison yak hyena jaguar
+panther lynx reindeer porcupine armadillo sloth lemur gorilla meerkat weasel vole
+shrew wombat platypus beetle cricket grasshopper moth woodpecker hummingbird
 """)
 
 JOBS = _words("""
@@ -194,11 +212,6 @@ glue|tape|a hammer|some string|a needle and thread|a little nail|a bandage
 |a screwdriver|some paint|a rope|a stick|a ladder|a big stone|a brush
 """)
 
-VEHICLES = _phrases("""
-car|bus|train|bike|boat|plane|truck|van|taxi|tram|ship|tractor|wagon|canoe|raft
-""")
-
-INSTRUMENTS = _words("drum guitar piano violin flute trumpet horn bell harp banjo")
 
 BUGS = _words("ant bee ladybug beetle butterfly moth cricket grasshopper worm snail fly")
 
@@ -221,6 +234,13 @@ play in the sand|play with blocks|play hide and seek|play tag|play ball|play cat
 |pretend to be a king|dress up|play dress up|make a card|write a letter
 |hang lanterns|fix things|sweep the floor|fold clothes|set the table|wash the dishes
 |help in the kitchen|ring the bell|lead the parade|march around|wave at the trains
+|knit scarves|juggle balls|whistle tunes|polish shoes|build birdhouses|carve pumpkins
+|paint fences|wrap presents|decorate cookies|string beads|weave baskets|ride the ponies
+|row a boat|sail a raft|pick apples|pick berries|squeeze lemons|mash potatoes
+|toss pancakes|sort buttons|arrange flowers|feed the chickens|milk the cow
+|groom the horse|rake leaves|shovel snow|glue stickers|trace shapes|cut paper stars
+|practice karate|do cartwheels|stretch like a cat|gallop like a horse|waddle like a penguin
+|roar like a lion|whisper secrets|spin in circles|wiggle and giggle|tickle the baby
 """)
 
 MORALS = _phrases("""
@@ -256,28 +276,6 @@ shoes:shoes socks:socks beads:beads
 """.split()
 )
 
-MORE_GIRL_NAMES = _words("""
-agnes beatrice camille delia esme florence gemma harriet imogen juliet kitty lydia
-martha nellie octavia phoebe quinn rosalind sadie thea ursula vivian winona xena
-yvonne zelda alma bianca celeste dorothy eloise frida gloria helena irene jasmine
-kayla lorna marina nadine odette petra rhea selma talia valerie wanda yolanda
-zinnia aurora briony cassie dahlia elodie fern gwen hilda isabel jolene lark
-""")
-
-MORE_BOY_NAMES = _words("""
-albert barney calvin dexter elliot ferdinand gilbert harvey isaac jonah kevin
-leon martin nelson orville patrick quincy roland stanley theo umar vincent wesley
-xavier yuri zane abel barry clyde duncan emmett floyd gordon hector ian jerry
-kurt lowell monty norman otis phil ralph seth tucker ulric vernon warren yves
-zeke angus bruno conrad derek edwin
-""")
-
-MORE_ANIMALS = _words("""
-alligator cheetah leopard rhino ostrich pelican seagull heron stork jellyfish
-starfish seahorse lobster salamander toad newt mule buffalo bison yak hyena jaguar
-panther lynx reindeer porcupine armadillo sloth lemur gorilla meerkat weasel vole
-shrew wombat platypus beetle cricket grasshopper moth woodpecker hummingbird
-""")
 
 ADVERBS = _words("""
 quickly slowly happily sadly carefully quietly loudly gently softly proudly bravely
@@ -303,24 +301,4 @@ EYE_COLORS = _words("blue green brown gray hazel black amber")
 TREASURES = _phrases("""
 treasure chest|golden key|old map|shiny coin|magic stone|secret letter|glass bottle
 |silver bell|tiny door|hidden box|jewel|crystal|pearl|emerald|ruby ring|star-shaped rock
-""")
-
-MORE_ACTIVITIES = _phrases("""
-knit scarves|juggle balls|whistle tunes|polish shoes|build birdhouses|carve pumpkins
-|paint fences|wrap presents|decorate cookies|string beads|weave baskets|ride the ponies
-|row a boat|sail a raft|pick apples|pick berries|squeeze lemons|mash potatoes
-|toss pancakes|sort buttons|arrange flowers|feed the chickens|milk the cow
-|groom the horse|rake leaves|shovel snow|glue stickers|trace shapes|cut paper stars
-|practice karate|do cartwheels|stretch like a cat|gallop like a horse|waddle like a penguin
-|roar like a lion|whisper secrets|spin in circles|wiggle and giggle|tickle the baby
-""")
-
-EXTRA_GIRL_NAMES = _words("""
-adele blair cleo darcy eden fay gabby hester ida jill kay lila moira nessa orla
-pia rae skye tamsin vida willa yara zia ariel brooke della effie gail hallie
-""")
-
-EXTRA_BOY_NAMES = _words("""
-ambrose bartholomew cyrus dmitri eamon fergus gideon hamish ignatius jethro kit
-lorenzo magnus nico oswald piers reuben silas thaddeus upton virgil wilbur
 """)

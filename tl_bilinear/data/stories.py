@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 
+from tl_bilinear.checks import check_int
 from tl_bilinear.data import lexicon as L
 from tl_bilinear.data import story_templates as T
 
@@ -49,10 +50,6 @@ def _plural(phrase: str) -> str:
     return " ".join([*head, last])
 
 
-_GIRL_NAMES = L.GIRL_NAMES + L.MORE_GIRL_NAMES + L.EXTRA_GIRL_NAMES
-_BOY_NAMES = L.BOY_NAMES + L.MORE_BOY_NAMES + L.EXTRA_BOY_NAMES
-_ANIMALS = L.ANIMALS + L.MORE_ANIMALS
-_ACTIVITIES = L.ACTIVITIES + L.MORE_ACTIVITIES
 _SHE = ("she", "her", "her")
 _HE = ("he", "him", "his")
 _A_NATURE = tuple(_article(w) for w in L.NATURE)
@@ -62,7 +59,7 @@ _A_TOY = tuple(_article(w) for w in L.TOYS)
 _A_TREASURE = tuple(_article(w) for w in L.TREASURES)
 _A_FOOD = {w: _article(w) for w in L.FOODS}
 _TOY_PL = tuple(_plural(w) for w in L.TOYS)
-_ANIMAL_PL = tuple(_plural(w) for w in _ANIMALS)
+_ANIMAL_PL = tuple(_plural(w) for w in L.ANIMALS)
 _A_LOOK = {w: _article(w) for w in L.LOOKS}
 
 
@@ -70,12 +67,12 @@ def _character(c, r) -> tuple[str, str, tuple[str, str, str]]:
     """(name, kind, pronouns) of a random character."""
     u = r()
     if u < 0.3:
-        return c(_GIRL_NAMES), "girl", _SHE
+        return c(L.GIRL_NAMES), "girl", _SHE
     if u < 0.6:
-        return c(_BOY_NAMES), "boy", _HE
+        return c(L.BOY_NAMES), "boy", _HE
     if u < 0.8:
-        return c(_GIRL_NAMES), c(_ANIMALS), _SHE
-    return c(_BOY_NAMES), c(_ANIMALS), _HE
+        return c(L.GIRL_NAMES), c(L.ANIMALS), _SHE
+    return c(L.BOY_NAMES), c(L.ANIMALS), _HE
 
 
 def _chooser(r):
@@ -90,7 +87,11 @@ def _other(choose, seq, first):
 
 
 def _context(rng: random.Random) -> dict[str, str]:
-    """All slot values of one story."""
+    """All slot values of one story.
+
+    One long table of draws, kept in one function on purpose: the order of the draws
+    fixes every story of the corpus (tests/data/test_stories.py hashes it).
+    """
     r = rng.random
 
     c = _chooser(r)
@@ -98,8 +99,8 @@ def _context(rng: random.Random) -> dict[str, str]:
     name, kind, (he, him, his) = _character(c, r)
     name2, kind2, (he2, him2, his2) = _character(c, r)
     while name2 == name:
-        name2 = c(_GIRL_NAMES if he2 == "she" else _BOY_NAMES)
-    name3 = c(_GIRL_NAMES if r() < 0.5 else _BOY_NAMES)
+        name2 = c(L.GIRL_NAMES if he2 == "she" else L.BOY_NAMES)
+    name3 = c(L.GIRL_NAMES if r() < 0.5 else L.BOY_NAMES)
     neg = c(T.NEG_FEELINGS)
     neg2 = _other(c, T.NEG_FEELINGS, neg)
     food = c(L.FOODS)
@@ -138,9 +139,9 @@ def _context(rng: random.Random) -> dict[str, str]:
         "fam": c(L.FAMILY),
         "pet": c(L.PETS),
         "fear": c(L.SCARY),
-        "activity": c(_ACTIVITIES),
-        "activity2": c(_ACTIVITIES),
-        "activity3": c(_ACTIVITIES),
+        "activity": c(L.ACTIVITIES),
+        "activity2": c(L.ACTIVITIES),
+        "activity3": c(L.ACTIVITIES),
         "job": c(L.JOBS),
         "clothes": c(L.CLOTHES),
         "num": c(L.NUMBERS),
@@ -151,7 +152,7 @@ def _context(rng: random.Random) -> dict[str, str]:
         "a_bug": c(_A_BUG),
         "a_sound": c(_A_SOUND),
         "sound": c(L.SOUNDS),
-        "animal": c(_ANIMALS),
+        "animal": c(L.ANIMALS),
         "animal_pl": c(_ANIMAL_PL),
         "tool": c(L.TOOLS),
         "good_taste": c(L.GOOD_TASTES),
@@ -168,13 +169,16 @@ def _context(rng: random.Random) -> dict[str, str]:
 
 
 def _check_args(index: int, seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < _MAX_INDEX:
-        raise ValueError(f"story index must be an integer in [0, 2**64), got {index!r}")
+    check_int("seed", seed, low=0)
+    check_int("index", index, low=0, high=_MAX_INDEX - 1)
 
 
 def _story(rng: random.Random) -> str:
+    """One story, paragraph by paragraph, from the slot values of :func:`_context`.
+
+    It reads top to bottom as the story does; like ``_context`` it stays one function
+    because the order of its draws fixes the corpus.
+    """
     r = rng.random
 
     c = _chooser(r)
@@ -290,8 +294,8 @@ def distinct_story_lower_bound() -> int:
     Returns:
         The bound (an integer; about 10^17 with the shipped word lists).
     """
-    hero = (len(_GIRL_NAMES) + len(_BOY_NAMES)) * len(L.TRAITS) * (2 + len(_ANIMALS))
-    friend = (len(_GIRL_NAMES) + len(_BOY_NAMES)) * len(L.TRAITS) * (2 + len(_ANIMALS))
+    hero = (len(L.GIRL_NAMES) + len(L.BOY_NAMES)) * len(L.TRAITS) * (2 + len(L.ANIMALS))
+    friend = (len(L.GIRL_NAMES) + len(L.BOY_NAMES)) * len(L.TRAITS) * (2 + len(L.ANIMALS))
     return hero * friend * len(T.PROBLEMS) * len(L.FOODS) * len(L.MORALS)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from transformer_lens import HookedTransformer
 
-from tl_bilinear.analysis.directions import vocab_strings
+from tl_bilinear.analysis import Vocabulary, vocabulary
 from tl_bilinear.viz.html import HTMLDocument, clean_values, escape_token, symmetric_bound
 
 
@@ -71,7 +71,7 @@ def readable_token(decoded: str, raw: str | None) -> str:
     return raw
 
 
-def display_vocab(model: HookedTransformer) -> list[str]:
+def display_vocab(model: HookedTransformer, vocab: Vocabulary | None = None) -> list[str]:
     """The display string of every token id: decoded text, partial UTF-8 as ``\\xNN``.
 
     Use it (instead of ``vocab_strings``) to label token views, so byte tokens such as
@@ -79,6 +79,7 @@ def display_vocab(model: HookedTransformer) -> list[str]:
 
     Args:
         model: a HookedTransformer with a tokenizer.
+        vocab: the model's decoded Vocabulary, if already built (default: decoded here).
 
     Returns:
         ``d_vocab`` strings, indexed by token id.
@@ -86,7 +87,7 @@ def display_vocab(model: HookedTransformer) -> list[str]:
     Raises:
         ValueError: if the model has no tokenizer.
     """
-    decoded = vocab_strings(model)
+    decoded = (vocabulary(model) if vocab is None else vocab).strings
     raw = model.tokenizer.convert_ids_to_tokens(list(range(len(decoded))))
     return [readable_token(d, r) for d, r in zip(decoded, raw)]
 

@@ -3,17 +3,8 @@
 import pytest
 import torch
 
-import tl_bilinear
 from tl_bilinear.analysis.activations import eigen_activations
-from tl_bilinear.analysis.topk import TopNMerger, top_activating_contexts
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tl_bilinear.make_model(
-        tl_bilinear.bilinear_config(n_layers=1, d_model=32, n_heads=4, n_ctx=16, d_vocab=97, dtype=torch.float64),
-        seed=0,
-    )
+from tl_bilinear.analysis.contexts import TopNMerger, top_activating_contexts
 
 
 def _brute_force(scores_per_seq, n):
@@ -60,7 +51,7 @@ def test_fewer_sequences_than_n_are_padded():
 
 
 def test_nan_scores_never_rank():
-    """NaN (e.g. from a diverged model) is skipped: a sequence ranks by its finite maximum,
+    """NaN (e.g. from a diverged short_model) is skipped: a sequence ranks by its finite maximum,
     and one with no finite score is not a context at all."""
     scores = torch.tensor(
         [
@@ -78,13 +69,13 @@ def test_nan_scores_never_rank():
     assert len(res.contexts(0)) == 2
 
 
-def test_dataset_scan_matches_brute_force(model):
+def test_dataset_scan_matches_brute_force(short_model):
     g = torch.Generator().manual_seed(1)
     data = torch.randint(0, 97, (20, 12), generator=g)
     U = torch.randn(2, 32, dtype=torch.float64, generator=g)
     batches = (data[i : i + 6] for i in range(0, 20, 6))  # a generator: streamed once
-    found = top_activating_contexts(model, 0, U, batches, k=3, n=4, before=2, after=1)
-    acts = eigen_activations(model, 0, U, data, k=3)
+    found = top_activating_contexts(short_model, 0, U, batches, k=3, n=4, before=2, after=1)
+    acts = eigen_activations(short_model, 0, U, data, k=3)
     contrib = acts.contributions.flatten(2)
     lam_sign = acts.eigendecomposition.eigenvalues.sign().flatten()
     for res, scores, values in (
@@ -98,4 +89,4 @@ def test_dataset_scan_matches_brute_force(model):
                 torch.testing.assert_close(res.values[f, j, 2], values[s, p, f])
     assert (found.eigenvectors.scores[:, :-1] >= found.eigenvectors.scores[:, 1:]).all()
     with pytest.raises(ValueError, match="no batches"):
-        top_activating_contexts(model, 0, U, iter([]), k=3)
+        top_activating_contexts(short_model, 0, U, iter([]), k=3)

@@ -1,14 +1,47 @@
-"""effective_rank and topk_mass are scale-free at any magnitude and precision (sweep regression).
+"""Spectrum metrics and the HOSVD against references; the metrics are scale-free.
 
-On the trained demo model, ``eigendecompose`` of ``1e-20 * W_U[:, ' happy']`` gave an
-effective rank of 1.98 instead of 160.0 and ``1e20 *`` gave NaN: the squares under- and
-overflowed in float32.
+On the trained demo model, ``eigendecompose`` of ``1e-20 * W_U[:, ' happy']`` is a case in point:
+in float32 the squares of its eigenvalues under- and overflow unless the metrics rescale first.
 """
 
 import pytest
 import torch
 
-from tl_bilinear.analysis import effective_rank, eigendecompose, topk_mass
+from tests.helpers.reference import random_directions
+from tl_bilinear.analysis import (
+    effective_rank,
+    eigendecompose,
+    hosvd,
+    interaction_matrices,
+    topk_mass,
+)
+
+
+def test_effective_rank_and_topk_mass():
+    values = torch.tensor([[2.0, -2.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [4.0, -3.0, 0.0, 0.0]])
+    torch.testing.assert_close(effective_rank(values), torch.tensor([2.0, 1.0, 0.0, 49 / 25]))
+    torch.testing.assert_close(topk_mass(values, 1), torch.tensor([0.5, 1.0, 0.0, 16 / 25]))
+    torch.testing.assert_close(topk_mass(values, 4), torch.tensor([1.0, 1.0, 0.0, 1.0]))
+
+
+def test_hosvd_matches_svd_of_the_flattened_tensor(tiny_model):
+    U = random_directions(tiny_model, 9)
+    flat = interaction_matrices(tiny_model, 1, U).reshape(9, -1)
+    ref_left, ref_s, ref_right = torch.linalg.svd(flat, full_matrices=False)
+    result = hosvd(tiny_model, 1, U)
+    torch.testing.assert_close(result.singular_values, ref_s)
+    components = result.component_matrices(tiny_model, 1).reshape(len(ref_s), -1)
+    alignment = (components * ref_right).sum(-1).abs()  # singular vectors up to sign
+    torch.testing.assert_close(alignment, torch.ones_like(alignment))
+    assert hosvd(tiny_model, 1, U, k=3).singular_values.shape == (3,)
+
+
+def test_hosvd_refuses_a_negative_k(tiny_model):
+    # a negative k would slice keep[-1:] and silently drop the smallest component
+    U = tiny_model.W_U[:, :3].T
+    assert len(hosvd(tiny_model, 0, U).singular_values) == 3
+    with pytest.raises(ValueError, match="k=-1 must be None"):
+        hosvd(tiny_model, 0, U, k=-1)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.activations import DirectionsLike, eigen_activations, resolve_decomposition
 from tl_bilinear.analysis.eigen import Eigendecomposition
+from tl_bilinear.analysis.layer import check_layer
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ def top_activating_contexts(
         IndexError: if the layer is out of range.
         ValueError: for bad tokens or sizes, or if the iterable yields nothing.
     """
+    layer = check_layer(model, layer)
     eig = resolve_decomposition(model, layer, directions, k)
     n_dir, n_eig = eig.eigenvalues.shape
     eig_merger = TopNMerger(n_dir * n_eig, n, before, after)
