@@ -6,19 +6,12 @@ Every case here fails before any training starts, so the file runs in seconds.
 import pytest
 
 import tl_bilinear
-from tests.helpers.cli import run_main
+from tests.helpers.cli import one_clear_line, run_main
 from tl_bilinear.demo import DEMO_PRESET, demo_config
 
 
 def checkpoint_prompt_tokens(path, prompt):
     return tl_bilinear.load(path).to_tokens(prompt, truncate=False).shape[-1]
-
-
-def one_clear_line(status, err, *needles):
-    assert status == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +126,57 @@ def test_rotary_odd_d_head_names_the_fix(tmp_path, capsys):
         "train", "--out", tmp_path / "run", "--preset", "ts-micro", "--set", "d_model=100", capsys=capsys
     )
     one_clear_line(status, err, "d_head=25", "d_model=100", "n_heads=4")
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (["--lr", "inf"], ["--lr", "'inf' is not a finite number"]),
+        (["--lr", "nan"], ["--lr", "'nan'"]),
+        (["--lr", "1e6"], ["lr must be a finite number in (0, 1]", "1000000.0"]),
+        (["--final-lr-frac", "nan"], ["--final-lr-frac", "'nan'"]),
+        (["--weight-decay", "inf"], ["--weight-decay", "'inf'"]),
+        (["--grad-clip=-inf"], ["--grad-clip", "'-inf'"]),
+    ],
+)
+def test_train_refuses_non_finite_and_absurd_floats_before_anything_is_written(flags, needles, tmp_path, capsys):
+    one_clear_line(
+        *run_main("train", "--out", tmp_path / "run", "--preset", "ts-micro", *flags, capsys=capsys), *needles
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_with_an_absurd_lr_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"lr": 1e6}')
+    one_clear_line(
+        *run_main("train", "--out", tmp_path / "run", "--config", tmp_path / "c.json", capsys=capsys), "lr must"
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_generate_temperature_must_be_finite(value, checkpoint, capsys):
+    one_clear_line(
+        *run_main("generate", checkpoint, "--temperature", value, capsys=capsys), "--temperature", repr(value)
+    )
+
+
+def test_demo_minutes_must_be_finite(tmp_path, capsys):
+    one_clear_line(
+        *run_main("demo", "--out", tmp_path / "d", "--minutes", "inf", "--small", capsys=capsys), "--minutes"
+    )
+    assert not (tmp_path / "d").exists()
+
+
+def test_analyze_vs_equal_to_token_and_a_binary_text(checkpoint, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    status, err = run_main(
+        "analyze", checkpoint, "--layer", 0, "--token", " happy", "--vs", " happy", "--out", out, capsys=capsys
+    )
+    one_clear_line(status, err, "--vs ' happy' is the same token as --token", "drop it")
+    binary = tmp_path / "ls"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe")
+    status, err = run_main(
+        "analyze", checkpoint, "--layer", 0, "--token", " happy", "--text", binary, "--out", out, capsys=capsys
+    )
+    one_clear_line(status, err, f"--text {binary}", "not UTF-8", "offset 8")
+    assert not out.exists()

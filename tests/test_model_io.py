@@ -86,12 +86,17 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, model, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temp dirs left behind
 
 
-def test_kill_between_renames_is_recovered(tmp_path, model):
+def test_kill_between_renames_is_read_in_place_and_recovered_by_the_next_save(tmp_path, model):
     path = tl_bilinear.save(model, tmp_path / "ckpt")
     (tmp_path / "ckpt").rename(tmp_path / ".ckpt.old")  # as if killed after the first rename
     loaded = tl_bilinear.load(tmp_path / "ckpt")
     assert torch.equal(loaded.W_E, model.W_E)
-    assert (path / "config.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.old"]  # a reader changes nothing
+    with torch.no_grad():
+        model.W_E.add_(1.0)
+    tl_bilinear.save(model, path)  # the writer puts the old one back, then replaces it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert torch.equal(tl_bilinear.load(path).W_E, model.W_E)
 
 
 def test_missing_checkpoint_errors(tmp_path):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +17,21 @@ from typing import Any
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from tl_bilinear.checkpoint import (  # noqa: F401 (CHECKPOINT_*, RUN_CHECKPOINT, config_*, resolve_*: re-exported)
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CONFIG_FILE,
+    RUN_CHECKPOINT,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+    config_from_json,
+    config_to_json,
+    load_checkpoint_tokenizer,
+    load_weights,
+    model_config,
+    read_checkpoint_config,
+    resolve_checkpoint,
+)
 from tl_bilinear.config import get_config
 
 
@@ -73,75 +91,9 @@ def make_model(
 
 
 # --------------------------------------------------------------------------------------
-# Checkpoint directories: config.json + model.safetensors + tokenizer/ (no pickle).
+# Writing checkpoint directories: config.json + model.safetensors + tokenizer/ (no pickle).
+# Reading and validating them: tl_bilinear.checkpoint.
 # --------------------------------------------------------------------------------------
-
-CHECKPOINT_FORMAT = "tl-bilinear-checkpoint"
-CHECKPOINT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_DIR = "tokenizer"
-#: Inside a run directory, the latest complete checkpoint lives here.
-RUN_CHECKPOINT = "checkpoint"
-
-
-def config_to_json(cfg: HookedTransformerConfig) -> dict[str, Any]:
-    """A JSON-serialisable dict of a HookedTransformerConfig.
-
-    ``dtype`` becomes its name (``"float32"``), ``device`` a string, numpy scalars
-    Python numbers.
-
-    Args:
-        cfg: the config.
-
-    Returns:
-        A dict that ``json.dumps`` accepts and ``config_from_json`` inverts.
-    """
-    out: dict[str, Any] = {}
-    for key, value in cfg.to_dict().items():
-        if isinstance(value, torch.dtype):
-            value = str(value).removeprefix("torch.")
-        elif isinstance(value, torch.device):
-            value = str(value)
-        elif hasattr(value, "item") and not isinstance(value, torch.Tensor):
-            value = value.item()  # numpy scalar
-        out[key] = value
-    json.dumps(out)  # fail here, naming nothing silently
-    return out
-
-
-def config_from_json(
-    data: dict[str, Any], device: str | torch.device | None = None, dtype: torch.dtype | str | None = None
-) -> HookedTransformerConfig:
-    """Rebuild a HookedTransformerConfig written by ``config_to_json``.
-
-    Args:
-        data: the dict.
-        device: override the stored device (default: the stored one if available here,
-            else CPU).
-        dtype: override the stored dtype.
-
-    Returns:
-        The config.
-
-    Raises:
-        ValueError: for an unknown dtype name.
-    """
-    fields = dict(data)
-    dtype = dtype if dtype is not None else fields.get("dtype", "float32")
-    if isinstance(dtype, str):
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r} in checkpoint config; expected e.g. 'float32'")
-        dtype = getattr(torch, dtype)
-    fields["dtype"] = dtype
-    if device is None:
-        device = fields.get("device") or "cpu"
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            device = "cpu"
-    fields["device"] = str(device)
-    for derived in ("n_params",):
-        fields.pop(derived, None)
-    return HookedTransformerConfig.from_dict(fields)
 
 
 def write_model_files(
@@ -197,8 +149,9 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     Yields a fresh temporary sibling directory. On success the old ``target`` (if any)
     is renamed to ``.<name>.old``, the new one renamed into place, and the old removed.
     If anything fails (an exception, a full disk, a kill) the previous ``target`` stays
-    untouched; a kill between the two renames leaves ``.<name>.old``, which
-    ``resolve_checkpoint`` finds and restores.
+    untouched. On Linux the swap is one atomic exchange (readers never see ``target``
+    missing); elsewhere a kill between the two renames leaves ``.<name>.old``, which
+    readers read where it is and the next save restores.
 
     Args:
         target: the directory to (re)place.
@@ -217,9 +170,12 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
         _recover(target)
         if old.exists():
             shutil.rmtree(old)
-        if target.exists():
-            os.rename(target, old)
-        os.rename(tmp, target)
+        if target.exists() and _exchange(tmp, target):
+            os.rename(tmp, old)  # now the previous checkpoint
+        else:
+            if target.exists():
+                os.rename(target, old)
+            os.rename(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
@@ -227,59 +183,31 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def _recover(target: Path) -> None:
-    """Finish an interrupted swap: restore ``.<name>.old`` if ``target`` is missing."""
+    """Finish a swap interrupted between its two renames: restore ``.<name>.old``.
+
+    Only a writer calls it (``atomic_directory``, under the run's lock when training):
+    readers read ``.<name>.old`` where it is (``resolve_checkpoint``).
+    """
     old = target.parent / f".{target.name}.old"
     if not target.exists() and (old / CONFIG_FILE).exists():
         os.rename(old, target)
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint directory for ``path``: a checkpoint directory or a run directory.
+def _exchange(new: Path, target: Path) -> bool:
+    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
 
-    Args:
-        path: a directory holding ``config.json``, or a run directory holding
-            ``checkpoint/``.
-
-    Returns:
-        The directory that holds ``config.json`` and ``model.safetensors``.
-
-    Raises:
-        FileNotFoundError: if neither is there.
+    Readers then never see ``target`` missing. Returns False where unsupported.
     """
-    path = Path(path)
-    if not path.exists() and not (path.parent / f".{path.name}.old").exists():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}: the directory does not exist")
-    _recover(path)
-    if (path / CONFIG_FILE).is_file():
-        return path
-    _recover(path / RUN_CHECKPOINT)
-    if (path / RUN_CHECKPOINT / CONFIG_FILE).is_file():
-        return path / RUN_CHECKPOINT
-    raise FileNotFoundError(
-        f"{str(path)!r} holds no checkpoint: expected {CONFIG_FILE} there or in "
-        f"{RUN_CHECKPOINT}/ (write one with tl_bilinear.save or `tl-bilinear train`)"
-    )
-
-
-def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``config.json`` of a checkpoint (see ``resolve_checkpoint``).
-
-    Args:
-        path: a checkpoint directory or a run directory.
-
-    Returns:
-        The JSON document (``model_config``, ``preset``, ``tokenizer``, and for a
-        training run ``train_config``, ``step``, ``tokens``).
-
-    Raises:
-        FileNotFoundError: if there is no checkpoint at ``path``.
-        ValueError: if ``config.json`` is not a tl-bilinear checkpoint config.
-    """
-    directory = resolve_checkpoint(path)
-    meta = json.loads((directory / CONFIG_FILE).read_text())
-    if meta.get("format") != CHECKPOINT_FORMAT or "model_config" not in meta:
-        raise ValueError(f"{directory / CONFIG_FILE} is not a {CHECKPOINT_FORMAT} config.json")
-    return meta
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(target), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(error, os.strerror(error), str(target))
 
 
 def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = None, **extra: Any) -> Path:
@@ -315,27 +243,16 @@ def load(
 
     Raises:
         FileNotFoundError: if there is no checkpoint at ``path``.
-        ValueError: if the files are not a tl-bilinear checkpoint or do not match.
+        CheckpointError: (a ValueError) if a file is damaged or the files do not belong
+            together (unreadable safetensors, a missing, extra or misshapen tensor, invalid
+            JSON, a missing tokenizer or one of another size); the message names the file.
     """
-    from safetensors.torch import load_file
-
     directory = resolve_checkpoint(path)
     meta = read_checkpoint_config(directory)
-    cfg = config_from_json(meta["model_config"], device=device, dtype=dtype)
-    tokenizer = None
-    if meta.get("tokenizer"):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(directory / meta["tokenizer"]))
+    cfg = model_config(directory, meta, device=device, dtype=dtype)
+    tokenizer = load_checkpoint_tokenizer(directory, meta, cfg.d_vocab)
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
-    state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not m.endswith(("IGNORE", "mask", "rotary_sin", "rotary_cos"))]
-    if missing or unexpected:
-        raise ValueError(
-            f"{directory / WEIGHTS_FILE} does not match its config.json: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
+    load_weights(model, directory)
     for name, param in model.named_parameters():
         if name.rsplit(".", 1)[-1].startswith("b_"):
             param.requires_grad_(False)

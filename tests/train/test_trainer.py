@@ -110,7 +110,7 @@ def test_resume_with_a_different_config_is_refused(tiny, tmp_path):
     bigger = tiny(out_dir=tmp_path / "run", model_overrides={**cfg.model_overrides, "d_model": 64})
     with pytest.raises(ResumeMismatch, match="model_overrides"):
         train(bigger, resume=True)
-    with pytest.raises(FileExistsError, match="already holds a checkpoint"):
+    with pytest.raises(FileExistsError, match="already holds a run: checkpoint"):
         train(cfg)
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
         train(tiny(out_dir=tmp_path / "empty"), resume=True)

@@ -30,9 +30,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block): see ``--help``."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tl-bilinear`` parser with every subcommand of ``SUBCOMMANDS``."""
-    parser = argparse.ArgumentParser(prog="tl-bilinear", description="Bilinear-MLP transformers with TransformerLens.")
+    parser = _Parser(prog="tl-bilinear", description="Bilinear-MLP transformers with TransformerLens.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
@@ -49,11 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from tl_bilinear.rundir import RunLocked
     from tl_bilinear.train import TrainingDiverged
 
     try:
         return args.func(args)
-    except (*USER_ERRORS, TrainingDiverged) as error:
+    except (*USER_ERRORS, TrainingDiverged, RunLocked) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         parser.exit(2, f"tl-bilinear {args.command}: error: {message}\n")
     except KeyboardInterrupt:

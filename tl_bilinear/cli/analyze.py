@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from tl_bilinear.cli.args import parse_count
+from tl_bilinear.rundir import enclosing_run, run_contents, run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,24 @@ def _dataset(model, name: str, batch_size: int) -> Iterable | None:
     return TokenBlockStream(name, model.tokenizer, model.cfg.n_ctx).batches(batch_size, drop_last=False)
 
 
+def _out_lock(out: Path) -> AbstractContextManager:
+    """The writer lock of the run ``out`` lies in (none outside a run)."""
+    run = enclosing_run(out.parent)
+    return run_lock(run, "tl-bilinear analyze") if run_contents(run) else nullcontext()
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"--text {path} does not exist")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"--text {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); give a UTF-8 text file"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``analyze`` with parsed arguments.
 
@@ -73,13 +93,25 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         FileNotFoundError: for a missing checkpoint or text file.
-        ValueError / IndexError: for an unknown token (near matches suggested) or a
-            layer out of range.
+        IsADirectoryError: for an ``--out`` that is a directory (checked before any computation).
+        ValueError / IndexError: for an unknown token (near matches suggested), ``--vs``
+            equal to ``--token``, a ``--text`` that is not UTF-8, or a layer out of range.
     """
     import tl_bilinear
     from tl_bilinear.analysis import check_layer, vocabulary
     from tl_bilinear.viz.report import analysis_report
 
+    if args.out.is_dir():
+        raise IsADirectoryError(
+            f"--out {str(args.out)!r} is a directory; give the report's file name, e.g. {str(args.out / 'report.html')!r}"
+        )
+    if args.vs is not None and args.vs == args.token:
+        raise ValueError(
+            f"--vs {args.vs!r} is the same token as --token: the contrast is zero; pick another --vs or drop it"
+        )
+    text = _read_text(args.text) if args.text is not None else None
+    with _out_lock(args.out):
+        pass  # a writer (train, demo) holding --out's run refuses now, not after the computation
     model = tl_bilinear.load(args.checkpoint)
     layer = check_layer(model, args.layer, name="--layer")
     if model.tokenizer is None:
@@ -88,11 +120,6 @@ def run(args: argparse.Namespace) -> int:
     vocab.token_id(args.token, name="--token")
     if args.vs is not None:
         vocab.token_id(args.vs, name="--vs")
-    text = None
-    if args.text is not None:
-        if not args.text.is_file():
-            raise FileNotFoundError(f"--text {args.text} does not exist")
-        text = args.text.read_text(encoding="utf-8")
     dataset = _dataset(model, args.dataset, args.batch_size)
     report = analysis_report(
         model,
@@ -106,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         n_contexts=args.contexts,
         max_batches=args.max_batches,
     )
-    path = report.save(args.out)
+    with _out_lock(args.out):  # into a run: only while no other process writes it
+        path = report.save(args.out)
     logger.info("wrote %s", path)
     return 0

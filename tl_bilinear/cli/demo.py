@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import finite_float, parse_count
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,9 +18,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument(
-        "--minutes", type=float, default=7.0, help="wall-clock budget of the whole job, training included (default 7)"
+        "--minutes",
+        type=finite_float,
+        default=7.0,
+        help="wall-clock budget of the whole job, training included (default 7)",
     )
-    p.add_argument("--preset", default=None, help="model preset (default ts-small; ts-micro with --small)")
+    p.add_argument(
+        "--preset", default=None, help="model preset (default ts-small in bf16, ts-tiny in fp32; ts-micro with --small)"
+    )
     p.add_argument("--max-tokens", type=parse_count, default=None, help="cap on training tokens")
     p.add_argument(
         "--precision",

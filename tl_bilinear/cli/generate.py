@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tl_bilinear.cli.args import finite_float
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``generate``: sample text from a checkpoint."""
@@ -13,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--prompt", default="once upon a time", help="text to continue (default: once upon a time)")
     p.add_argument("-n", "--num-samples", type=int, default=3, help="samples (default 3)")
     p.add_argument("--max-new-tokens", type=int, default=100, help="tokens per sample (default 100)")
-    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    p.add_argument(
+        "--temperature", type=finite_float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)"
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.set_defaults(func=run_generate)
     return p

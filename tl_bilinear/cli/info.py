@@ -50,10 +50,11 @@ def parameter_counts(shapes: dict[str, Sequence[int]]) -> dict[str, int]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Run ``info``.
+    """Run ``info``: a damaged checkpoint's problems are reported (exit 0), one line each.
 
     Raises:
         ValueError: if neither a checkpoint nor --presets is given.
+        FileNotFoundError: if there is no checkpoint at all.
     """
     from tl_bilinear.config import get_config, get_preset, list_presets
 
@@ -69,15 +70,14 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     if not args.checkpoint:
         raise ValueError("give a checkpoint directory, or --presets")
-    from safetensors import safe_open
+    from tl_bilinear.checkpoint import inspect_checkpoint, read_json_object
 
-    from tl_bilinear.model import WEIGHTS_FILE, read_checkpoint_config, resolve_checkpoint
-
-    directory = resolve_checkpoint(args.checkpoint)
-    meta = read_checkpoint_config(directory)
-    with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as handle:
-        shapes = {k: handle.get_slice(k).get_shape() for k in handle.keys()}
-    counts = parameter_counts(shapes)
+    report = inspect_checkpoint(args.checkpoint)
+    if report.meta is None:  # config.json unreadable: only the problem can be reported
+        _write_problems(report.problems, args.json, str(report.directory))
+        return 0
+    directory, meta = report.directory, report.meta
+    counts = parameter_counts(report.shapes) if report.shapes is not None else None
     m = meta["model_config"]
     info = {
         "checkpoint": str(directory),
@@ -105,20 +105,31 @@ def run_info(args: argparse.Namespace) -> int:
         "train_config": meta.get("train_config"),
     }
     state_file = directory / "trainer_state.json"
-    if state_file.exists():
-        saved = json.loads(state_file.read_text())
+    if state_file.exists() and not any(str(state_file) in problem for problem in report.problems):
+        saved = read_json_object(state_file)
         info["val_loss"], info["train_loss"] = saved.get("val_loss"), saved.get("train_loss")
+    info["problems"] = report.problems
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return 0
     w = sys.stdout.write
     w(f"checkpoint  {info['checkpoint']}\npreset      {info['preset']}\n")
     w("model       " + ", ".join(f"{k}={v}" for k, v in info["model"].items()) + "\n")
-    for part, n in counts.items():
+    for part, n in (counts or {}).items():
         w(f"  {part:22s} {n:>12,}\n")
     if info["step"] is not None:
         w(f"trained     step {info['step']}, {info['tokens']:,} tokens")
         if info.get("val_loss") is not None:
             w(f", val loss {info['val_loss']:.4f} nats/token (perplexity {math.exp(info['val_loss']):.2f})")
         w("\n")
+    _write_problems(report.problems, False, str(directory))
     return 0
+
+
+def _write_problems(problems: list[str], as_json: bool, checkpoint: str) -> None:
+    """Each problem on one line (``info`` reports them and exits 0; loading would refuse)."""
+    if as_json:
+        sys.stdout.write(json.dumps({"checkpoint": checkpoint, "problems": problems}, indent=2) + "\n")
+        return
+    for problem in problems:
+        sys.stdout.write(f"DAMAGED     {problem}\n")

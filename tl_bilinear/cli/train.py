@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import finite_float, parse_count
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
@@ -81,7 +81,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "Runs under torchrun for several processes (DDP).",
     )
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    again.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)"
+    )
     p.add_argument("--config", help="a TrainConfig JSON file (flags override it)")
     p.add_argument("--preset", help="model preset (default ts-tiny; see `tl-bilinear info --presets`)")
     p.add_argument("--data", help="'builtin', a local file/directory, or a Hugging Face dataset name")
@@ -90,12 +94,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--tokens", type=parse_count, help="token budget, e.g. 20M (whole steps of batch x n_ctx, >= 1)")
     p.add_argument("--batch-size", type=int, help="sequences per optimizer step (all processes)")
     p.add_argument("--grad-accum", type=int, help="micro-batches per step")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--final-lr-frac", type=float, help="last-step lr as a fraction of --lr")
+    p.add_argument("--lr", type=finite_float, help="peak learning rate")
+    p.add_argument("--final-lr-frac", type=finite_float, help="last-step lr as a fraction of --lr")
     p.add_argument("--warmup", type=int, help="warm-up steps")
     p.add_argument("--schedule", choices=["linear", "cosine", "constant"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--weight-decay", type=finite_float)
+    p.add_argument("--grad-clip", type=finite_float)
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16"],
@@ -187,7 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = train_config_from_args(args)
     try:
-        result = train(cfg, resume=args.resume)
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     finally:
         distributed.teardown()  # under torchrun: leave the process group cleanly
     if int(os.environ.get("RANK", "0")) == 0:

@@ -22,6 +22,7 @@ import torch
 
 from tl_bilinear.demo.analysis import analyse, write_report
 from tl_bilinear.demo.summary import DemoResult, print_summary
+from tl_bilinear.rundir import refuse_existing_run, run_lock
 from tl_bilinear.train import Deadline, JobStopped, TrainConfig, Trainer, TrainResult
 from tl_bilinear.train.budget import Clock
 from tl_bilinear.train.stop import raise_on_signals
@@ -88,23 +89,19 @@ def demo_config(
     return TrainConfig(**fields)
 
 
+#: What a refused ``--out`` suggests.
+NEW_RUN_FIX = "the demo always starts a new one: pass another --out, or delete that directory"
+
+
 def _check_new_run(out_dir: str | os.PathLike, minutes: float, preset: str | None) -> None:
     """Refuse a bad budget, an unknown preset, or an ``out_dir`` holding a run, before any work."""
     from tl_bilinear.config import get_preset
-    from tl_bilinear.model import resolve_checkpoint
 
     if not minutes > 0:  # also NaN
         raise ValueError(f"--minutes {minutes} must be positive: the whole job's wall-clock budget (default 7)")
     if preset is not None:
         get_preset(preset)
-    try:
-        resolve_checkpoint(out_dir)
-    except FileNotFoundError:
-        return  # nothing there yet: the usual case
-    raise FileExistsError(
-        f"{str(out_dir)!r} already holds a trained run; the demo always starts a new one: "
-        "pass another --out, or delete that directory"
-    )
+    refuse_existing_run(out_dir, fix=NEW_RUN_FIX)  # before the lock creates the directory
 
 
 def training_budget_s(remaining_s: float, *, small: bool) -> float | None:
@@ -264,16 +261,24 @@ def run_demo(
         The ``DemoResult``.
 
     Raises:
-        FileExistsError: if ``out_dir`` already holds a checkpoint.
+        FileExistsError: if ``out_dir`` already holds anything of a run (even a damaged one).
         KeyError: for an unknown preset (the message lists the known ones).
         ValueError: if ``minutes`` is not positive or ``precision`` is unknown.
         JobStopped: after a Ctrl-C or SIGTERM (logged in one line: the stage, what was saved).
+        RunLocked: if another process is writing into ``out_dir``.
     """
+    _check_new_run(out_dir, minutes, preset)
+    with run_lock(out_dir, "tl-bilinear demo"):
+        refuse_existing_run(out_dir, fix=NEW_RUN_FIX)  # again, now that no other writer can change it
+        return _run_locked(Path(out_dir), minutes, small, preset, max_tokens, precision, stream, progress, clock)
+
+
+def _run_locked(out, minutes, small, preset, max_tokens, precision, stream, progress, clock) -> DemoResult:
+    """``run_demo`` once the run directory's lock is held."""
     from tl_bilinear.data import TokenBlockStream
     from tl_bilinear.model import load
 
-    _check_new_run(out_dir, minutes, preset)
-    job, out, stages = Deadline(minutes * 60, clock), Path(out_dir), _Stages(clock)
+    job, stages = Deadline(minutes * 60, clock), _Stages(clock)
     extra: dict[str, Any] = {"total_tokens": max_tokens} if max_tokens else {}
     try:
         with raise_on_signals():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from tl_bilinear.config import get_config, get_preset, validate_model_fields
 
 SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Larger learning rates are refused as typos (AdamW diverges far below this).
+MAX_LR = 1.0
 
 #: Fields that may differ when resuming a run (they do not change the trajectory).
 RESUMABLE_FIELDS = frozenset(
@@ -135,8 +138,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
+            raise ValueError(
+                f"lr must be a finite number in (0, {MAX_LR:g}] (AdamW; typical 1e-4 to 1e-2), got {self.lr!r}"
+            )
         if not 0 <= self.final_lr_frac <= 1:
             raise ValueError(f"final_lr_frac must be in [0, 1], got {self.final_lr_frac!r}")
         if self.schedule not in SCHEDULES:
@@ -150,8 +155,10 @@ class TrainConfig:
             raise ValueError(f"eps must be positive, got {self.eps!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"time_budget_s must be positive (or None), got {self.time_budget_s!r}")
         if self.batch_size % self.grad_accum:

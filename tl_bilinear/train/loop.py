@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from tl_bilinear.model import RUN_CHECKPOINT, make_model, read_checkpoint_config
+from tl_bilinear.rundir import run_lock
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import Clock, TimeBudget, final_validation_batches
 from tl_bilinear.train.config import TrainConfig
@@ -70,7 +72,8 @@ class Trainer:
             (default ``time.perf_counter``; tests inject one).
 
     Raises:
-        FileExistsError: if ``cfg.out_dir`` already holds a checkpoint and ``resume`` is false.
+        FileExistsError: if ``cfg.out_dir`` already holds anything of a run (a checkpoint, even
+            a damaged one, metrics, a tokenizer), ``resume`` is false and ``overwrite`` too.
         ResumeMismatch: if ``resume`` and the saved run used a different config.
         ValueError: if the tokenizer's vocabulary size is not the model's ``d_vocab``.
     """
@@ -91,7 +94,7 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / RUN_CHECKPOINT
-        saved = check_resume(cfg, self.info.world_size, resume)
+        saved = check_resume(cfg, self.info.world_size, resume, is_main=self.info.is_main, overwrite=overwrite)
         if saved is not None and cfg.time_budget_s is not None:  # continue the saved run's plan
             self.cfg = cfg = dataclasses.replace(cfg, total_tokens=saved[1]["max_steps"] * cfg.tokens_per_step)
         pretokenized = stream_factory is not None and tokenizer is None and cfg.tokenizer is None
@@ -241,9 +244,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(
                 f"the loss became {loss_value} at step {self.step + 1}; training stopped before updating "
-                f"the weights. The last good checkpoint ({self._last_saved_desc()}) is kept in "
-                f"{str(self.ckpt_dir)!r}; resume it with a lower learning rate (now {self.cfg.lr}) or "
-                "more warm-up."
+                f"the weights. {self._diverged_advice()}"
             )
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
@@ -258,12 +259,20 @@ class Trainer:
         module = self._forward
         return getattr(module, "_orig_mod", module)
 
-    def _last_saved_desc(self) -> str:
+    def _diverged_advice(self) -> str:
+        """What is on disk after a divergence, and a fix that can be followed (--resume would repeat it)."""
+        fix = (
+            f"train again with a lower --lr (now {self.cfg.lr}) or more --warmup (now {self.cfg.warmup_steps}) "
+            f"in a new --out, or here with --overwrite"
+        )
         try:
             step = read_checkpoint_config(self.ckpt_dir).get("step")
-            return f"step {step}"
         except (FileNotFoundError, ValueError):
-            return "none written yet"
+            return f"No checkpoint was written yet; {fix}."
+        return (
+            f"The last good checkpoint (step {step}) is kept in {str(self.ckpt_dir)!r} and loads as it is; "
+            f"--resume would repeat the same steps, so {fix} (which replaces it)."
+        )
 
     def save_checkpoint(self, train_loss: float | None = None) -> None:
         """Write the model, tokenizer and training state to ``out_dir/checkpoint`` atomically.
@@ -402,8 +411,10 @@ class Trainer:
         )
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResult:
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> TrainResult:
     """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
+
+    Rank 0 holds the run directory's writer lock (``tl_bilinear.rundir.run_lock``) throughout.
 
     Args:
         cfg: the run's settings.
@@ -416,5 +427,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainResu
     Raises:
         TrainingDiverged: on a non-finite loss.
         ResumeMismatch: if resuming a run with a different config.
+        FileExistsError: if ``cfg.out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        RunLocked: if another process is writing into ``cfg.out_dir``.
     """
-    return Trainer(cfg, resume=resume, **kwargs).run()
+    main = int(os.environ.get("RANK", "0")) == 0  # before the process group exists
+    with run_lock(cfg.out_dir, "tl-bilinear train") if main else contextlib.nullcontext():
+        return Trainer(cfg, resume=resume, overwrite=overwrite, **kwargs).run()

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tl_bilinear.model import TOKENIZER_DIR, read_checkpoint_config, resolve_checkpoint
+from tl_bilinear.checkpoint import (
+    TOKENIZER_DIR,
+    load_checkpoint_tokenizer,
+    read_checkpoint_config,
+    resolve_checkpoint,
+)
+from tl_bilinear.rundir import refuse_existing_run
 from tl_bilinear.train import distributed
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.state import read_state
@@ -22,39 +28,39 @@ class ResumeMismatch(ValueError):
     """``resume`` was asked for a run directory written with a different config."""
 
 
-def check_resume(cfg: TrainConfig, world_size: int, resume: bool) -> tuple[dict, dict] | None:
+def check_resume(
+    cfg: TrainConfig, world_size: int, resume: bool, *, is_main: bool = True, overwrite: bool = False
+) -> tuple[dict, dict] | None:
     """The saved training state to resume from, after checking it matches ``cfg``.
 
     Args:
         cfg: the new run's config (``cfg.out_dir`` is the run directory).
         world_size: the number of processes of the new run.
         resume: whether the caller asked to resume.
+        is_main: whether this is rank 0 (which alone checks, or clears, a new run's directory).
+        overwrite: a new run deletes a previous run's files in ``cfg.out_dir`` instead of refusing.
 
     Returns:
         ``(tensors, state)`` of ``read_state``, or ``None`` for a fresh run.
 
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint.
-        FileExistsError: a checkpoint exists and ``resume`` is false.
+        FileExistsError: ``resume`` is false and the directory holds anything of a run (a
+            checkpoint, even a damaged one, metrics, a tokenizer), unless ``overwrite``.
         ResumeMismatch: the saved run used another config or number of processes, or the
             checkpoint is not a training run's.
     """
     out_dir = Path(cfg.out_dir)
+    if not resume:
+        if is_main:
+            refuse_existing_run(out_dir, overwrite=overwrite)
+        return None
     try:
         directory = resolve_checkpoint(out_dir)
     except FileNotFoundError:
-        directory = None
-    if directory is None:
-        if resume:
-            raise FileNotFoundError(
-                f"resume: {str(out_dir)!r} holds no checkpoint to resume; drop --resume to start a new run"
-            )
-        return None
-    if not resume:
-        raise FileExistsError(
-            f"{str(out_dir)!r} already holds a checkpoint; pass --resume (resume=True) to continue "
-            "it, or choose another output directory"
-        )
+        raise FileNotFoundError(
+            f"resume: {str(out_dir)!r} holds no checkpoint to resume; drop --resume to start a new run"
+        ) from None
     meta = read_checkpoint_config(directory)
     if "train_config" not in meta:
         raise ResumeMismatch(
@@ -99,7 +105,8 @@ def prepare_tokenizer(cfg: TrainConfig, info: distributed.DistInfo, resumed: boo
 
     out_dir = Path(cfg.out_dir)
     if resumed:
-        return load_tokenizer(resolve_checkpoint(out_dir) / TOKENIZER_DIR)
+        directory = resolve_checkpoint(out_dir)
+        return load_checkpoint_tokenizer(directory, read_checkpoint_config(directory), cfg.model_config().d_vocab)
     if cfg.tokenizer is not None:
         return load_tokenizer(cfg.tokenizer)
     tok_dir = out_dir / TOKENIZER_DIR

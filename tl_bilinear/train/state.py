@@ -23,7 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer
 
-from tl_bilinear.model import WEIGHTS_FILE, atomic_directory, resolve_checkpoint, write_model_files
+from tl_bilinear.checkpoint import load_weights, read_json_object, weight_shapes
+from tl_bilinear.model import atomic_directory, resolve_checkpoint, write_model_files
 
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
@@ -141,13 +142,16 @@ def read_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     Raises:
         FileNotFoundError: if the directory has no training state (e.g. a model saved
             with ``tl_bilinear.save``).
+        CheckpointError: if a state file is damaged (invalid JSON, unreadable safetensors).
     """
     directory = Path(directory)
     if not (directory / STATE_JSON).is_file() or not (directory / STATE_TENSORS).is_file():
         raise FileNotFoundError(
             f"{directory} has no training state ({STATE_JSON}, {STATE_TENSORS}); it cannot be resumed"
         )
-    return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
+    state = read_json_object(directory / STATE_JSON)
+    weight_shapes(directory / STATE_TENSORS)  # a damaged file: one clear CheckpointError
+    return load_file(str(directory / STATE_TENSORS)), state
 
 
 def truncate_metrics(path: str | Path, step: int) -> None:
@@ -221,8 +225,6 @@ def restore_checkpoint(
         tensors: the state tensors of ``read_state``.
         state: the JSON state of ``read_state``.
     """
-    device = next(model.parameters()).device
-    weights = load_file(str(resolve_checkpoint(run_dir) / WEIGHTS_FILE), device=str(device))
-    model.load_state_dict(weights, strict=False)
+    load_weights(model, resolve_checkpoint(run_dir), device=next(model.parameters()).device)
     optimizer_from_files(optimizer, tensors, state["optimizer"])
     rng_from_files(tensors, state["rng"])

@@ -1,0 +1,141 @@
+"""Nothing saved is lost: a run directory has one writer, and existing runs are never written over unasked.
+
+Two real ``tl-bilinear train`` processes contend for one directory; a reader loads the run in a loop
+while it saves every step. Every data-loss case asserts the existing files are byte-identical after.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import tl_bilinear
+from tests.helpers.cli import one_clear_line, run_main
+from tests.helpers.runs import copy_run, make_run, snapshot, tiny_train_flags
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tokenizer_dir):
+    return make_run(tmp_path_factory.mktemp("good") / "run", tokenizer_dir)
+
+
+def remove_tree(path):
+    for child in path.iterdir():
+        remove_tree(child) if child.is_dir() else child.unlink()
+    path.rmdir()
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda r: (r / "checkpoint" / "config.json").unlink(), "a damaged checkpoint/ (no config.json"),
+        (lambda r: None, "checkpoint/ (step 3)"),
+        (lambda r: remove_tree(r / "checkpoint"), "metrics.jsonl"),
+        (lambda r: (r / "checkpoint").rename(r / ".checkpoint.old"), ".checkpoint.old/"),
+    ],
+)
+def test_train_refuses_a_directory_holding_a_run(damage, needle, run, tmp_path, tokenizer_dir, capsys):
+    target = copy_run(run, tmp_path / "run")
+    damage(target)
+    before = snapshot(target)
+    status, err = run_main("train", "--out", target, *tiny_train_flags(tokenizer_dir), "--tokens", 384, capsys=capsys)
+    one_clear_line(status, err, needle, "--resume", "a new --out", "--overwrite", "Nothing was changed")
+    assert snapshot(target) == before
+
+
+def test_train_refuses_a_lone_tokenizer_folder_and_overwrite_replaces_the_run(run, tmp_path, tokenizer_dir, capsys):
+    lone = tmp_path / "lone"
+    copy_run(run / "checkpoint" / "tokenizer", lone / "tokenizer")
+    flags = [*tiny_train_flags(tokenizer_dir), "--tokens", 256, "--log-every", 1]
+    one_clear_line(*run_main("train", "--out", lone, *flags, capsys=capsys), "tokenizer/")
+    target = copy_run(run, tmp_path / "run")
+    old_weights = (target / "checkpoint" / "model.safetensors").read_bytes()
+    assert run_main("train", "--out", target, *flags, "--overwrite", capsys=capsys)[0] == 0
+    assert json.loads((target / "checkpoint" / "config.json").read_text())["step"] == 2
+    assert (target / "checkpoint" / "model.safetensors").read_bytes() != old_weights
+    assert [json.loads(line)["step"] for line in (target / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert not (target / ".tl-bilinear.lock").exists()
+
+
+def test_other_outputs_are_never_written_over(run, tmp_path, capsys):
+    target = copy_run(run, tmp_path / "run")
+    before = snapshot(target)
+    tok = target / "checkpoint" / "tokenizer"
+    status, err = run_main("tokenizer", "--out", tok, "--vocab-size", 280, "--docs", 100, capsys=capsys)
+    one_clear_line(status, err, str(tok), "not empty", "--overwrite")
+    status, err = run_main("analyze", target, "--layer", 0, "--token", "a", "--out", target, capsys=capsys)
+    one_clear_line(status, err, "is a directory", "report.html")
+    status, err = run_main("train", "--out", target / "metrics.jsonl", capsys=capsys)
+    one_clear_line(status, err, "metrics.jsonl", "is a file")
+    status, err = run_main("demo", "--out", target, "--small", "--no-progress", capsys=capsys)
+    one_clear_line(status, err, "already holds a run", "another --out")
+    assert snapshot(target) == before
+
+
+def test_a_stale_lock_is_taken_over_and_locks_nest(tmp_path, caplog):
+    from tl_bilinear.rundir import LOCK_FILE, run_lock
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "command": "killed", "started": 0}))
+    with run_lock(tmp_path, "test"), run_lock(tmp_path, "nested"):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert "stale lock of pid" in caplog.text
+    assert not (tmp_path / LOCK_FILE).exists()
+    with run_lock(tmp_path / "new", "test"):
+        pass
+    assert not (tmp_path / "new").exists()  # created for the lock, left empty: removed
+
+
+def tl_process(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tl_bilinear.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for(condition, *processes, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert all(p.poll() is None for p in processes), [p.communicate() for p in processes]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_one_writer_per_run_and_readers_never_disturb_a_save_every_step(tmp_path, tokenizer_dir, capsys):
+    out = tmp_path / "run"
+    flags = [*tiny_train_flags(tokenizer_dir), "--tokens", "10M", "--save-every", 1, "--log-every", 1]
+    both = [tl_process("train", "--out", out, *flags, "--lr", lr) for lr in ("3e-3", "1e-3")]  # started together
+    try:
+        wait_for(lambda: any(p.poll() is not None for p in both), both[0], both[1])
+        loser = next(p for p in both if p.poll() is not None)
+        winner = both[1 - both.index(loser)]
+        _, err = loser.communicate()
+        one_clear_line(loser.returncode, err, f"pid {winner.pid}", "tl-bilinear train", "another --out")
+        wait_for(lambda: (out / "checkpoint" / "config.json").exists(), winner)
+        for _ in range(20):  # a reader loops while the trainer saves every step: it never disturbs the trainer
+            tl_bilinear.load(out)
+            time.sleep(0.05)
+        for command in (  # other writers into the run are refused too, before any computation
+            ["tokenizer", "--out", out / "tokenizer", "--overwrite"],
+            ["analyze", out, "--layer", 0, "--token", "a", "--out", out / "report.html"],
+        ):
+            one_clear_line(*run_main(*command, capsys=capsys), f"pid {winner.pid}")
+        assert winner.poll() is None  # still training
+    finally:
+        for process in both:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # saves and exits
+    stdout, stderr = winner.communicate(timeout=120)
+    assert winner.returncode == 130 and "interrupted" in stdout, stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > 1  # one run's metrics, none mixed in
+    assert json.loads((out / "checkpoint" / "config.json").read_text())["step"] == steps[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "metrics.jsonl"]  # no lock, no temp left

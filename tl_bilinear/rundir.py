@@ -1,0 +1,254 @@
+"""A run directory belongs to one writer: its lock, and what of a run a directory holds.
+
+Writers (``train``, ``tokenizer --out``, ``demo``) hold an exclusive advisory lock
+(``fcntl.flock``) on ``<run>/.tl-bilinear.lock`` while they write. The kernel releases it
+when the process ends in any way, so a killed writer leaves at most a stale file, which
+the next writer takes over (the pid recorded in it is no longer running). Readers take
+no lock and write nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".tl-bilinear.lock"
+#: What a run (training or demo) writes into its directory, besides ``checkpoint/``.
+RUN_FILES = ("metrics.jsonl", "tokenizer", "demo_summary.json", "report.html", "spectra.png")
+#: What ``tl_bilinear.save`` writes when the directory itself is the checkpoint.
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "trainer_state.json", "trainer_state.safetensors")
+
+_held: dict[str, int] = {}  # locks this process holds: real path -> nesting depth
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing into the run directory."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _describe(directory: Path, holder: dict[str, Any]) -> str:
+    pid, here = holder.get("pid"), holder.get("host") == socket.gethostname()
+    if not isinstance(pid, int):
+        return f"{str(directory)!r} is being written by another process (starting up); wait, or use another --out"
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder.get("started", 0)))
+    who = f"pid {pid} ({holder.get('command', '?')}, since {since}{'' if here else ' on ' + str(holder.get('host'))})"
+    if here and not _alive(pid):
+        return (
+            f"{str(directory)!r} is locked by a process that outlived its writer {who}, e.g. a worker it started; "
+            f"find it with `fuser {directory / LOCK_FILE}` and stop it, or use another --out"
+        )
+    return f"{str(directory)!r} is being written by {who}; wait for it to finish or stop it, or use another --out"
+
+
+def _acquire(path: Path, command: str) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunLocked(_describe(path.parent, holder)) from None
+        try:  # a releasing holder unlinks the file: a lock on an unlinked file guards nothing
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    stale = _holder(fd)
+    if stale.get("pid") is not None:
+        logger.warning("%s: taking over the stale lock of pid %s (no longer running)", path.parent, stale.get("pid"))
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "started": time.time()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode(), 0)
+    return fd
+
+
+@contextmanager
+def run_lock(directory: str | os.PathLike, command: str) -> Iterator[Path]:
+    """Hold the run directory's writer lock (created with the directory if needed).
+
+    Re-entrant within a process; released (and its file removed) on exit, and by the
+    kernel if the process dies. A directory this call created is removed again if it is
+    left empty.
+
+    Args:
+        directory: the run directory.
+        command: what is writing, e.g. ``"tl-bilinear train"`` (shown to a second writer).
+
+    Yields:
+        The directory.
+
+    Raises:
+        FileExistsError: if ``directory`` is an existing file.
+        RunLocked: if another process holds the lock; the message names it (pid, command,
+            start time) and what to do.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{str(path)!r} is a file, not a directory; give a new or existing directory")
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(path)
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield path
+        finally:
+            _held[key] -= 1
+        return
+    try:
+        fd = _acquire(path / LOCK_FILE, command)
+    except RunLocked:
+        _remove_if_empty(path, created)
+        raise
+    _held[key] = 1
+    try:
+        yield path
+    finally:
+        del _held[key]
+        (path / LOCK_FILE).unlink(missing_ok=True)
+        os.close(fd)
+        _remove_if_empty(path, created)
+
+
+def _remove_if_empty(path: Path, created: bool) -> None:
+    if created:
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty: keep it
+
+
+def run_contents(directory: str | os.PathLike) -> list[str]:
+    """What of a run (or a saved checkpoint) ``directory`` holds, one phrase per item.
+
+    A checkpoint is described with its step, or as damaged (naming the missing
+    ``config.json``); an interrupted save's ``.checkpoint.old`` / temporary folders are
+    listed too. Other files (and the lock) are not a run's and are not listed.
+
+    Args:
+        directory: the directory (it may not exist).
+
+    Returns:
+        Phrases such as ``"checkpoint/ (step 120)"``; empty if nothing of a run is there.
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        return []
+    found = []
+    checkpoint = path / "checkpoint"
+    if checkpoint.is_dir():
+        found.append(_checkpoint_phrase(checkpoint, "checkpoint/"))
+    elif checkpoint.exists():
+        found.append("a file named checkpoint")
+    names = {p.name for p in path.iterdir()}
+    here = [name for name in CHECKPOINT_FILES if name in names]
+    if here:
+        found.append(_checkpoint_phrase(path, "checkpoint files (" + ", ".join(here) + ")"))
+    for name in sorted(names):
+        if name.startswith(".checkpoint.tmp-") or name == ".checkpoint.old":
+            found.append(f"{name}/ (left by an interrupted save)")
+    found += [name + "/" * (path / name).is_dir() for name in RUN_FILES if name in names]
+    return found
+
+
+def _checkpoint_phrase(directory: Path, label: str) -> str:
+    config = directory / "config.json"
+    if not config.is_file():
+        present = sorted(p.name for p in directory.iterdir())
+        listed = ", ".join(present) if present else "nothing"
+        return f"a damaged {label} (no config.json; it holds {listed}: restore config.json to resume it)"
+    try:
+        step = json.loads(config.read_text()).get("step")
+    except (ValueError, AttributeError, OSError):
+        return f"a damaged {label} (its config.json is unreadable)"
+    return f"{label} (step {step})" if step is not None else label
+
+
+def remove_run_contents(directory: str | os.PathLike) -> None:
+    """Delete what ``run_contents`` lists (and nothing else): for an explicit overwrite.
+
+    Args:
+        directory: the run directory.
+    """
+    path = Path(directory)
+    names = ["checkpoint", *CHECKPOINT_FILES, *RUN_FILES]
+    names += [p.name for p in path.glob(".checkpoint.*")]
+    for name in names:
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    logger.warning("overwrite: removed the previous run's files from %s", path)
+
+
+def refuse_existing_run(directory: str | os.PathLike, *, overwrite: bool = False, fix: str | None = None) -> None:
+    """Refuse to start a new run where one (complete or damaged) already is.
+
+    Args:
+        directory: the new run's directory.
+        overwrite: delete the previous run's files instead (``remove_run_contents``).
+        fix: what the message suggests (default: ``--resume``, a new ``--out`` or ``--overwrite``).
+
+    Raises:
+        FileExistsError: naming what was found and how to proceed.
+    """
+    found = run_contents(directory)
+    if not found:
+        return
+    if overwrite:
+        remove_run_contents(directory)
+        return
+    fix = fix or (
+        "continue it with --resume (resume=True), choose a new --out, or pass --overwrite "
+        "(overwrite=True) to replace it"
+    )
+    raise FileExistsError(f"{str(directory)!r} already holds a run: {'; '.join(found)}. Nothing was changed; {fix}")
+
+
+def enclosing_run(path: str | os.PathLike) -> Path:
+    """The run directory that ``path`` lies in (itself or up to two levels up), else ``path``.
+
+    So ``tokenizer --out RUN/checkpoint/tokenizer`` locks ``RUN``, which its trainer holds.
+
+    Args:
+        path: a path to be written.
+
+    Returns:
+        The directory whose lock guards ``path``.
+    """
+    path = Path(path)
+    for candidate in (path, *list(path.parents)[:2]):
+        if any((candidate / name).exists() for name in ("checkpoint", "metrics.jsonl", LOCK_FILE)):
+            return candidate
+    return path
