@@ -68,6 +68,7 @@ class Trainer:
         tokenizer: a Hugging Face tokenizer to use instead of ``cfg.tokenizer``. With a
             ``stream_factory`` and no tokenizer anywhere, the data is taken as
             pre-tokenized and the checkpoint has no tokenizer.
+        overwrite: a new run deletes a previous run's files in ``cfg.out_dir`` instead of refusing.
         clock: seconds from an arbitrary origin, for the time budget and tokens/s
             (default ``time.perf_counter``; tests inject one).
 
@@ -85,6 +86,7 @@ class Trainer:
         resume: bool = False,
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
+        overwrite: bool = False,
         clock: Clock = time.perf_counter,
     ) -> None:
         self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
