@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 
 import tl_bilinear
+from tl_bilinear.config import baseline_overrides
 from tl_bilinear.convert import anneal_to_bilinear, finetune, swish0_to_bilinear
-from tl_bilinear.data import TokenBlockStream, iter_documents, load_tokenizer, train_tokenizer
-from tl_bilinear.train import TrainConfig, baseline_overrides, lm_loss, train
-from tl_bilinear.train.setup import VAL_FRACTION
+from tl_bilinear.data import VAL_FRACTION, TokenBlockStream, iter_documents, load_tokenizer, train_tokenizer
+from tl_bilinear.train import TrainConfig, lm_loss, train
 
 
 def cpu_line() -> str:
