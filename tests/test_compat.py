@@ -40,6 +40,24 @@ def test_training_needs_tl3():
         require_tl3("training")  # no-op
 
 
+@pytest.mark.parametrize(
+    "module, name",
+    [("tl_bilinear", "anneal_to_bilinear"), ("tl_bilinear.convert", "finetune"), ("tl_bilinear.sae", "train_sae")],
+)
+def test_trainer_based_names_are_callables_or_one_clear_error(module, name):
+    """Under 4.x the package imports, and what needs the trainer names the fix; under 3.9 it is there."""
+    import importlib
+
+    package = importlib.import_module(module)
+    if TL4:
+        with pytest.raises(ImportError, match=f"{module}.{name} needs transformer-lens 3.9"):
+            getattr(package, name)
+    else:
+        assert callable(getattr(package, name))
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018
+
+
 def bridges(tmp_path):
     """Every way the package hands out a bridge: make_model, load, from_hf."""
     model = tl_bilinear.make_model("ts-micro", seed=1, d_vocab=64)

@@ -7,7 +7,7 @@ from tl_bilinear.activation import register
 
 register()
 
-from tl_bilinear.compat import TL4  # noqa: E402
+from tl_bilinear.compat import TL4, tl3_only  # noqa: E402
 from tl_bilinear.config import (  # noqa: E402
     bilinear_config,
     get_config,
@@ -24,15 +24,7 @@ if not TL4:  # the trainer needs TransformerLens 3.9
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):
-    """Under TransformerLens 4.x, ``anneal_to_bilinear`` (it needs the trainer) is one clear ImportError."""
-    if name == "anneal_to_bilinear":
-        from tl_bilinear import convert
-
-        return convert.anneal_to_bilinear
-    raise AttributeError(f"module 'tl_bilinear' has no attribute {name!r}")
-
+__getattr__ = tl3_only("tl_bilinear", ("anneal_to_bilinear",))  # it needs the trainer
 
 __all__ = [
     "anneal_to_bilinear",

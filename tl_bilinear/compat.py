@@ -116,6 +116,28 @@ def require_tl3(feature: str) -> None:
         )
 
 
+def tl3_only(package: str, names: tuple[str, ...]) -> Any:
+    """A module ``__getattr__`` for names a package imports only under TransformerLens 3.9.
+
+    Under 4.x, asking for one of ``names`` raises ``require_tl3``'s clear ImportError
+    instead of a bare AttributeError.
+
+    Args:
+        package: the package's name, for the messages.
+        names: the names it defines only under 3.9 (they need the trainer).
+
+    Returns:
+        The function to assign to the package's ``__getattr__``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            require_tl3(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def set_tokenizer(model: Any, tokenizer: Any, default_padding_side: str = "right") -> Any:
     """Give ``model`` a Hugging Face tokenizer, under either TransformerLens.
 

@@ -7,9 +7,7 @@
   need TransformerLens 3.9.
 """
 
-from typing import Any
-
-from tl_bilinear.compat import TL4, require_tl3
+from tl_bilinear.compat import TL4, tl3_only
 from tl_bilinear.convert.official import from_official
 from tl_bilinear.convert.swish import SwishBeta, swish0_to_bilinear
 
@@ -18,11 +16,7 @@ if not TL4:  # the trainer needs TransformerLens 3.9
     from tl_bilinear.convert.finetune import finetune
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("AnnealResult", "AnnealSchedule", "anneal_to_bilinear", "finetune"):
-        require_tl3(f"tl_bilinear.convert.{name}")  # under TransformerLens 4.x: one clear ImportError
-    raise AttributeError(f"module 'tl_bilinear.convert' has no attribute {name!r}")
-
+__getattr__ = tl3_only("tl_bilinear.convert", ("AnnealResult", "AnnealSchedule", "anneal_to_bilinear", "finetune"))
 
 __all__ = [
     "AnnealResult",
