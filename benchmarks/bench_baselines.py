@@ -19,8 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import print_machine
+
+from tl_bilinear.config import BASELINES, PAPER_TABLE_6, baseline_overrides
 from tl_bilinear.data import iter_documents, train_tokenizer
-from tl_bilinear.train import BASELINES, PAPER_TABLE_6, TrainConfig, baseline_overrides, train
+from tl_bilinear.train import TrainConfig, train
 
 
 def main():
@@ -31,10 +34,11 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--n-ctx", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="default: measured")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
     args = parser.parse_args()
+    print_machine()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)

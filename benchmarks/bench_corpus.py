@@ -18,6 +18,8 @@ import math
 import tempfile
 import time
 
+from machine import print_machine
+
 from tl_bilinear.data import (
     TokenBlockStream,
     construction_counts,
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--entropy-tokens", type=int, default=2_000_000)
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
+    print_machine()
     res: dict[str, object] = {"seed": args.seed}
 
     # generation speed (pure Python, one core)

@@ -29,6 +29,7 @@ import os
 import time
 
 import torch
+from machine import print_machine
 
 import tl_bilinear
 from tl_bilinear.analysis import eigen as eigen_module
@@ -159,6 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    machine = print_machine()
     n, k, d, m = args.n, args.k, args.d_model, args.d_mlp
 
     torch.set_grad_enabled(False)
@@ -196,6 +198,7 @@ def main() -> None:
     del all_vectors
 
     results = dict(
+        machine=machine,
         n=n,
         k=k,
         d_model=d,

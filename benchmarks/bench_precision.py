@@ -22,6 +22,7 @@ import argparse
 
 import torch
 from bench_eigen import timed
+from machine import print_machine
 
 import tl_bilinear
 from tl_bilinear.analysis import eigendecompose
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=24, help="Ritz vectors kept for the fp32 Rayleigh-Ritz step")
     parser.add_argument("--reference", type=int, default=64, help="directions checked against float64 eigh")
     args = parser.parse_args()
+    print_machine()
     torch.set_grad_enabled(False)
     n, k, d, m = args.n, args.k, 512, 2048
     print("GEMM rates of the Lanczos shapes (GFLOP/s; int8: GOP/s):")

@@ -8,8 +8,10 @@ step) of
 - a plain-PyTorch reference written below (nn.Linear layers, SDPA attention, rotary
   with adjacent pairs, RMS norm without gain, bilinear MLP, untied embeddings),
 
-each in fp32 and with bf16 autocast, and prints the ratio to the reference and the
-model-FLOPs utilisation against a matmul peak measured here.
+each in fp32 and with bf16 autocast, and prints the ratio to the reference (the bar:
+>= 0.8x at the same precision) and the model-FLOPs utilisation against the 1024^3 GEMM
+rates measured at the start of the same run (``machine.print_machine``: the CPU model and
+ISA flags too), and which precision the trainer's ``"auto"`` picks here.
 
     python benchmarks/bench_train.py            # d_model 256, 4 layers, n_ctx 256, 4096 tok/step
     python benchmarks/bench_train.py --steps 3 --d-model 128 --n-layers 2   # quick
@@ -18,13 +20,13 @@ model-FLOPs utilisation against a matmul peak measured here.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from machine import print_machine
 
 from tl_bilinear.train import TrainConfig, Trainer
 
@@ -102,18 +104,6 @@ class RandomBlocks:
         pass
 
 
-def matmul_peak(dtype, n=1024, reps=10):
-    """Measured GFLOP/s of an n x n matmul (best of reps)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
 def best_seconds(steps, fns, rounds):
     """Interleave the step functions round by round; the best mean step time of each.
 
@@ -132,8 +122,8 @@ def best_seconds(steps, fns, rounds):
     return best
 
 
-def trainer_step(args, precision, fast, out):
-    """A Trainer's ``train_step`` on random token blocks."""
+def make_trainer(args, precision, fast, out):
+    """A Trainer on random token blocks."""
     cfg = TrainConfig(
         out_dir=out,
         preset="ts-small",
@@ -145,7 +135,12 @@ def trainer_step(args, precision, fast, out):
         fast_attention=fast,
         device="cpu",
     )
-    trainer = Trainer(cfg, stream_factory=lambda split, r, w: RandomBlocks(4096, args.n_ctx, 0))
+    return Trainer(cfg, stream_factory=lambda split, r, w: RandomBlocks(4096, args.n_ctx, 0))
+
+
+def trainer_step(args, precision, fast, out):
+    """A Trainer's ``train_step`` on random token blocks."""
+    trainer = make_trainer(args, precision, fast, out)
     batches = trainer._batches()
     return lambda: trainer.train_step(batches)
 
@@ -194,21 +189,27 @@ def main():
     d, L = args.d_model, args.n_layers
     n_matmul = L * (4 * d * d + 3 * d * 4 * d) + 4096 * d  # attention + bilinear MLP + unembed
     flops = train_flops_per_token(n_matmul, L, args.n_ctx, d)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}")
+    peaks = print_machine()["gemm_gflops"]
     print(f"shape: d_model {d}, {L} layers, n_ctx {args.n_ctx}, {tokens} tokens/step, {flops / 1e6:.1f} MFLOP/token")
-    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    with tempfile.TemporaryDirectory() as out:
+        auto = make_trainer(args, "auto", True, out)
+        rates = "; ".join(m.describe() for m in auto.precision_rates)
+        print(f"precision 'auto' picks {auto.precision} here ({rates})")
+        del auto
+    for precision in ("fp32", "bf16"):
         with tempfile.TemporaryDirectory() as out_fast, tempfile.TemporaryDirectory() as out_stock:
             fns = [reference_step(args, precision), trainer_step(args, precision, True, out_fast)]
             if not args.skip_stock:
                 fns.append(trainer_step(args, precision, False, out_stock))
             times = best_seconds(args.steps, fns, args.rounds)
-        peak = max(matmul_peak(dtype) for _ in range(3))
-        print(f"\n[{precision}] matmul peak {peak:,.0f} GFLOP/s (1024^3, best of 30)")
+        peak = peaks[precision]
+        print(f"\n[{precision}] (MFU against the {peak:,.0f} GFLOP/s GEMM rate above)")
         names = ["plain PyTorch reference", "Trainer (fast forwards)", "Trainer (stock HookedTransformer)"]
         for name, secs in zip(names, times):
             tok_s = tokens / secs
             mfu = tok_s * flops / 1e9 / peak
             print(f"  {name:36s} {tok_s:9,.0f} tok/s  {times[0] / secs:5.2f}x reference  MFU {mfu:6.1%}")
+    print(f"load average at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}")
 
 
 if __name__ == "__main__":

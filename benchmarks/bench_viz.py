@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import print_machine
 
 import tl_bilinear
 from tl_bilinear.analysis import eigen_activations, top_activating_contexts
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
+    print_machine()
     torch.set_grad_enabled(False)
     tmp = Path(tempfile.mkdtemp())
     tokenizer = train_tokenizer(

@@ -19,7 +19,8 @@ if ! python -c "import torch" >/dev/null 2>&1; then
 fi
 stamp="$VENV/.tl_bilinear_installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    pip install -q -e "$ROOT[dev]"
+    # TransformerLens 3.9 here (training, SAELens interop: the sae extra); scripts/test-tl4.sh tests 4.x in .venv-tl4/
+    pip install -q -e "$ROOT[dev,sae]" "transformer-lens>=3.9,<4"
     touch "$stamp"
 fi
 cd "$ROOT"

@@ -111,7 +111,7 @@ def test_invalid_configs(overrides, message):
 
 
 def test_unknown_field():
-    with pytest.raises(TypeError, match="d_modle"):
+    with pytest.raises(ValueError, match="d_modle.*did you mean d_model"):
         tl_bilinear.bilinear_config(d_modle=64)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from transformer_lens.utilities import activation_functions
 
+from tl_bilinear.compat import TL4, register_native_activation
+
 ACT_FN_NAME = "bilinear"
 
 
@@ -20,7 +22,7 @@ def bilinear(x: torch.Tensor) -> torch.Tensor:
 
 
 def register() -> None:
-    """Register ``act_fn="bilinear"`` with TransformerLens (idempotent).
+    """Register ``act_fn="bilinear"`` with TransformerLens (idempotent); under 4.x with its native model too.
 
     Raises:
         RuntimeError: if another function is already registered under the name.
@@ -32,6 +34,8 @@ def register() -> None:
             f"TransformerLens already has an activation named {ACT_FN_NAME!r} ({existing!r}); refusing to overwrite it."
         )
     registry[ACT_FN_NAME] = bilinear
+    if TL4:
+        register_native_activation(ACT_FN_NAME, bilinear)
 
 
 def is_bilinear_act(act_fn: str | None) -> bool:

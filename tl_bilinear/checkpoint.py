@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from tl_bilinear.compat import (
+    TL4,
+    HookedTransformer,
+    HookedTransformerConfig,
+    build_model,
+    config_fields,
+    load_tl_state,
+    tl_state_dict,
+)
 
 CHECKPOINT_FORMAT = "tl-bilinear-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -90,8 +99,8 @@ def config_from_json(
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"
     fields["device"] = str(device)
-    for derived in ("n_params",):
-        fields.pop(derived, None)
+    known = config_fields()  # a checkpoint written under the other TransformerLens version may hold extra fields
+    fields = {key: value for key, value in fields.items() if key in known and key != "n_params"}
     return HookedTransformerConfig.from_dict(fields)
 
 
@@ -236,17 +245,23 @@ def weight_shapes(file: str | os.PathLike) -> dict[str, tuple[int, ...]]:
 
 
 def expected_shapes(cfg: HookedTransformerConfig) -> dict[str, tuple[int, ...]]:
-    """The state-dict shapes of a model built from ``cfg`` (on the meta device: no memory).
+    """The checkpoint-format shapes of a model built from ``cfg`` (3.9: on the meta device, no memory).
 
     Args:
         cfg: the model config.
 
     Returns:
-        ``{name: shape}``.
+        ``{name: shape}`` under HookedTransformer names (``model_shapes``).
     """
+    if TL4:  # a TransformerBridge is built for real
+        return model_shapes(build_model(cfg))
     with torch.device("meta"):
-        model = HookedTransformer(cfg, move_to_device=False)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        return model_shapes(HookedTransformer(cfg, move_to_device=False))
+
+
+def model_shapes(model: HookedTransformer) -> dict[str, tuple[int, ...]]:
+    """``{name: shape}`` of ``model``'s weights as a checkpoint stores them (HookedTransformer names, no buffers)."""
+    return {name: tuple(t.shape) for name, t in tl_state_dict(model).items()}
 
 
 def check_shapes(file: Path, found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> None:
@@ -264,7 +279,7 @@ def check_shapes(file: Path, found: dict[str, tuple[int, ...]], expected: dict[s
     fix = "the weights and config.json do not belong together: restore the matching file from a copy"
     wrong = [(n, found[n], s) for n, s in expected.items() if n in found and tuple(found[n]) != tuple(s)]
     missing = [n for n in expected if n not in found and not n.endswith(_OPTIONAL)]
-    extra = [n for n in found if n not in expected]
+    extra = [n for n in found if n not in expected and not n.endswith(_OPTIONAL)]
     more = lambda items: f" (and {len(items) - 1} more)" if len(items) > 1 else ""  # noqa: E731
     if wrong:
         name, shape, want = wrong[0]
@@ -287,16 +302,21 @@ def load_weights(model: HookedTransformer, directory: str | os.PathLike, device:
 
     Raises:
         CheckpointError: as ``weight_shapes`` and ``check_shapes``.
+        ValueError: under TransformerLens 4.x, for non-zero MLP biases (``load_tl_state``).
     """
     from safetensors.torch import load_file
 
     file = Path(directory) / WEIGHTS_FILE
-    check_shapes(file, weight_shapes(file), {name: tuple(t.shape) for name, t in model.state_dict().items()})
-    model.load_state_dict(load_file(str(file), device=str(device)), strict=False)
+    check_shapes(file, weight_shapes(file), model_shapes(model))
+    load_tl_state(model, load_file(str(file), device=str(device)))
 
 
 def load_checkpoint_tokenizer(directory: Path, meta: dict[str, Any], d_vocab: int) -> Any:
     """The checkpoint's tokenizer (local files only), checked against the model's ``d_vocab``.
+
+    The tokenizer must have the size recorded when the checkpoint was saved (``tokenizer_size``;
+    older checkpoints: exactly ``d_vocab``), and never more tokens than ``d_vocab`` (an id past
+    the embedding). A converted model may pad its embedding beyond its tokenizer.
 
     Args:
         directory: the checkpoint directory.
@@ -308,7 +328,7 @@ def load_checkpoint_tokenizer(directory: Path, meta: dict[str, Any], d_vocab: in
 
     Raises:
         CheckpointError: if the tokenizer folder is missing or unreadable, or its size is
-            not ``d_vocab``.
+            not the recorded one (or exceeds ``d_vocab``).
     """
     name = meta.get("tokenizer")
     if not name:
@@ -324,9 +344,11 @@ def load_checkpoint_tokenizer(directory: Path, meta: dict[str, Any], d_vocab: in
     except (OSError, ValueError, TypeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{folder} is not a readable tokenizer ({reason}); {fix}") from None
-    if len(tokenizer) != d_vocab:
+    expected = meta.get("tokenizer_size") or d_vocab
+    if len(tokenizer) != expected or len(tokenizer) > d_vocab:
+        saved = f" and its tokenizer had {expected}" if expected != d_vocab else ""
         raise CheckpointError(
-            f"{folder} has {len(tokenizer)} tokens but the model's d_vocab is {d_vocab}: it is not this "
+            f"{folder} has {len(tokenizer)} tokens but the model's d_vocab is {d_vocab}{saved}: it is not this "
             f"model's tokenizer (was it overwritten?); {fix}"
         )
     return tokenizer

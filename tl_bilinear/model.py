@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from tl_bilinear.checkpoint import (  # noqa: F401 (CHECKPOINT_*, RUN_CHECKPOINT, config_*, resolve_*: re-exported)
     CHECKPOINT_FORMAT,
@@ -32,7 +31,14 @@ from tl_bilinear.checkpoint import (  # noqa: F401 (CHECKPOINT_*, RUN_CHECKPOINT
     read_checkpoint_config,
     resolve_checkpoint,
 )
-from tl_bilinear.config import get_config
+from tl_bilinear.compat import (
+    HookedTransformer,
+    HookedTransformerConfig,
+    build_model,
+    load_tl_state,
+    tl_state_dict,
+)
+from tl_bilinear.config import get_config, is_bias
 
 
 def freeze_biases(model: HookedTransformer) -> HookedTransformer:
@@ -50,7 +56,7 @@ def freeze_biases(model: HookedTransformer) -> HookedTransformer:
     """
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith("b_"):
+            if is_bias(name):
                 param.zero_()
                 param.requires_grad_(False)
     return model
@@ -84,10 +90,7 @@ def make_model(
         raise TypeError("overrides are only accepted with a preset name, not a config object")
     if device is not None:
         config = HookedTransformerConfig.from_dict({**config.to_dict(), "device": str(device)})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = HookedTransformer(config, move_to_device=True)
-    return freeze_biases(model)
+    return freeze_biases(build_model(config, seed))
 
 
 # --------------------------------------------------------------------------------------
@@ -125,9 +128,10 @@ def write_model_files(
         "preset": preset if preset is not None else model.cfg.model_name,
         "model_config": config_to_json(model.cfg),
         "tokenizer": TOKENIZER_DIR if tokenizer is not None else None,
+        "tokenizer_size": len(tokenizer) if tokenizer is not None else None,
         **(extra or {}),
     }
-    state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    state = {name: tensor.contiguous().cpu() for name, tensor in tl_state_dict(model).items()}
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": CHECKPOINT_FORMAT})
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
@@ -251,9 +255,38 @@ def load(
     meta = read_checkpoint_config(directory)
     cfg = model_config(directory, meta, device=device, dtype=dtype)
     tokenizer = load_checkpoint_tokenizer(directory, meta, cfg.d_vocab)
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
+    model = build_model(cfg, tokenizer=tokenizer)
     load_weights(model, directory)
+    return _frozen_eval(model)
+
+
+def from_state_dict(
+    cfg: HookedTransformerConfig, state: dict[str, torch.Tensor], *, tokenizer: Any = None, source: str = "the config"
+) -> HookedTransformer:
+    """A HookedTransformer of ``cfg`` holding the tensors of ``state``.
+
+    Args:
+        cfg: the config.
+        state: every parameter of the model (buffers may be left out).
+        tokenizer: a Hugging Face tokenizer for ``model.tokenizer``.
+        source: where the tensors come from, for the error message.
+
+    Returns:
+        The model, in eval mode, biases frozen (kept as given).
+
+    Raises:
+        ValueError: if ``state`` does not hold exactly the model's parameters.
+    """
+    model = build_model(cfg, tokenizer=tokenizer)
+    missing, unexpected = load_tl_state(model, state)
+    if missing or unexpected:
+        raise ValueError(f"the weights do not match {source}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return _frozen_eval(model)
+
+
+def _frozen_eval(model: HookedTransformer) -> HookedTransformer:
+    """``model`` in eval mode with its biases frozen as loaded (not zeroed: see ``freeze_biases``)."""
     for name, param in model.named_parameters():
-        if name.rsplit(".", 1)[-1].startswith("b_"):
+        if is_bias(name):
             param.requires_grad_(False)
     return model.eval()

@@ -5,7 +5,8 @@ import math
 import pytest
 
 import tl_bilinear
-from tl_bilinear.train import BASELINES, Trainer, baseline_config, baseline_overrides
+from tl_bilinear.config import BASELINES, baseline_config, baseline_overrides
+from tl_bilinear.train import Trainer
 
 
 def mlp_params(model):

@@ -7,9 +7,18 @@ import pytest
 import torch
 
 import tl_bilinear
+from tests.helpers.clock import FakeClock, charge
 from tl_bilinear.data import TokenBlockStream
-from tl_bilinear.train import ResumeMismatch, Trainer, TrainingDiverged, train, use_fast_attention
-from tl_bilinear.train import loop as train_loop
+from tl_bilinear.train import (
+    ResumeMismatch,
+    TimeBudget,
+    Trainer,
+    TrainingDiverged,
+    restore_stock_forwards,
+    train,
+)
+from tl_bilinear.train import state as train_state
+from tl_bilinear.train.budget import final_validation_batches
 
 
 def metrics(run_dir):
@@ -37,7 +46,7 @@ def test_checkpoint_loads_as_identical_model_with_tokenizer(tiny, tmp_path):
     loaded = tl_bilinear.load(tmp_path / "run")
     tokens = torch.randint(0, 320, (2, 32))
     torch.testing.assert_close(loaded(tokens), trainer.model.eval()(tokens), rtol=0, atol=1e-5)  # fast vs stock
-    use_fast_attention(trainer.model, False)
+    restore_stock_forwards(trainer.model)
     torch.testing.assert_close(loaded(tokens), trainer.model(tokens), rtol=0, atol=0)
     assert loaded.tokenizer.get_vocab() == trainer.tokenizer.get_vocab()
     text = "once upon a time there was a happy cat."
@@ -49,14 +58,14 @@ def test_checkpoint_loads_as_identical_model_with_tokenizer(tiny, tmp_path):
 def test_failed_checkpoint_write_keeps_previous(tiny, tmp_path, monkeypatch):
     cfg = tiny(out_dir=tmp_path / "run", total_tokens=12 * 4 * 32, save_every=3)
     trainer = Trainer(cfg)
-    real_write_state = train_loop.write_state
+    real_write_state = train_state.write_state
 
     def write_then_fail(directory, *args, **kwargs):
         real_write_state(directory, *args, **kwargs)  # the new files are (partly) there
         if trainer.step >= 6:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train_loop, "write_state", write_then_fail)
+    monkeypatch.setattr(train_state, "write_state", write_then_fail)
     with pytest.raises(OSError, match="No space"):
         trainer.run()
     assert trainer.step == 6
@@ -158,63 +167,53 @@ def test_data_stream_is_the_packed_builtin_corpus(tiny):
     assert block.shape == (4, 32) and block.dtype == torch.long and int(block.max()) < 320
 
 
-def test_time_budget_lowers_the_token_budget_and_stops_overruns(tiny, tmp_path):
-    import time
-
+def test_time_budget_plans_the_steps_from_the_measured_step_time(tiny, tmp_path):
+    budget, dt = 1.5, 0.05  # seconds: an injected clock charges dt per training step
     cfg = tiny(
         out_dir=tmp_path / "run",
         total_tokens=1000 * 4 * 32,
-        time_budget_s=1.5,
+        time_budget_s=budget,
         warmup_steps=8,
         eval_every=0,
         save_every=0,
     )
-    trainer = Trainer(cfg)
-
-    def slow(resid, hook):  # a steady 50 ms per step
-        if trainer.model.training:
-            time.sleep(0.05)
-        return resid
-
-    trainer.model.add_hook("blocks.0.hook_resid_post", slow)
-    start = time.perf_counter()
+    clock = FakeClock()
+    trainer = Trainer(cfg, clock=clock)
+    charge(trainer, clock, lambda step: dt)
     result = trainer.run()
-    assert 8 < result.max_steps < 40  # planned at step 8 from the measured speed (~25 steps)
-    assert result.interrupted or result.step == result.max_steps  # (a loaded machine may trip the hard stop)
-    assert time.perf_counter() - start < 1.25 * 1.5 + 1.0
+    expected = 8 + int((0.9 * budget - 8 * dt) / dt)  # planned at step 8: 10% of the budget kept in reserve
+    assert abs(result.max_steps - expected) <= 1, (result.max_steps, expected)
+    assert result.step == result.max_steps and result.stop_reason is None and not result.interrupted
     saved = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["train_config"]
     assert saved["total_tokens"] == result.max_steps * 4 * 32  # the plan is recorded: a resume continues it
     assert cfg.total_tokens == 1000 * 4 * 32  # the caller's config is not modified
 
-    slower = Trainer(
-        tiny(
-            out_dir=tmp_path / "run2",
-            total_tokens=1000 * 4 * 32,
-            time_budget_s=1.0,
-            warmup_steps=5,
-            eval_every=0,
-            save_every=0,
-        )
-    )
 
-    def slowing_down(resid, hook):  # fast while planning, then 10x slower: the hard stop saves and ends
-        if slower.model.training:
-            time.sleep(0.01 if slower.step < 5 else 0.1)
-        return resid
-
-    slower.model.add_hook("blocks.0.hook_resid_post", slowing_down)
-    result = slower.run()
-    assert result.interrupted and result.step < result.max_steps
-    assert json.loads((tmp_path / "run2" / "checkpoint" / "config.json").read_text())["step"] == result.step
-    again = Trainer(
-        tiny(
-            out_dir=tmp_path / "run2",
-            total_tokens=1000 * 4 * 32,
-            time_budget_s=1.0,
-            warmup_steps=5,
-            eval_every=0,
-            save_every=0,
-        ),
-        resume=True,
-    )
+def test_time_budget_overrun_stops_and_shrinks_the_final_validation(tiny, tmp_path, caplog):
+    kw = dict(total_tokens=1000 * 4 * 32, time_budget_s=1.0, warmup_steps=5, eval_every=0, save_every=0)
+    clock = FakeClock()
+    slower = Trainer(tiny(out_dir=tmp_path / "run", eval_batches=4, **kw), clock=clock)
+    charge(slower, clock, lambda step: 0.01 if step < 5 else 0.1)  # planned while fast, then 10x slower
+    with caplog.at_level("INFO"):
+        result = slower.run()
+    assert result.stop_reason == "time budget" and result.interrupted
+    assert 17 <= result.step <= 18 < result.max_steps  # the first step past 1.25 x 1.0 s: 0.05 + 13 x 0.1
+    assert "the final validation uses 1 of 4 batches" in caplog.text  # nothing left of the budget
+    assert result.val_loss is not None
+    assert json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["step"] == result.step
+    again = Trainer(tiny(out_dir=tmp_path / "run", eval_batches=4, **kw), resume=True)
     assert (again.step, again.max_steps) == (result.step, result.max_steps)  # the same config resumes the plan
+
+
+def test_final_validation_uses_what_the_budget_leaves():
+    clock = FakeClock()
+    budget = TimeBudget(100.0, warmup_steps=5, clock=clock)
+    budget.per_step = 3.0  # a measured step: a validation batch (a forward) is estimated at 1 s
+    assert final_validation_batches(budget, 64, None) == 64  # 100 s left: all fit
+    clock.advance(93.0)
+    assert final_validation_batches(budget, 64, None) == 7  # 7 s left
+    assert final_validation_batches(budget, 64, None, micro_batches_per_step=3) == 21  # a step is 3 forwards
+    assert final_validation_batches(budget, 64, 0.5) == 14  # a measured validation batch wins over the estimate
+    clock.advance(10.0)
+    assert final_validation_batches(budget, 64, 0.5) == 1  # past the budget: still one batch
+    assert final_validation_batches(None, 64, None) == 64  # no budget: all of them

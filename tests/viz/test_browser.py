@@ -80,7 +80,7 @@ def _open_and_check(driver, path: Path, screenshot: Path) -> dict:
     assert components, "the page has no circuitsvis views"
     driver.get_log("browser")  # drop messages from earlier pages
     driver.get(path.as_uri())
-    deadline = time.time() + 20
+    deadline = time.time() + 120  # a generous wait for the page to render (a busy machine is slow), not a bound
     while time.time() < deadline:
         empty = driver.execute_script(
             "return Array.from(document.querySelectorAll('.tlb-view')).filter(e => !e.querySelector('.colored-tokens')).length"

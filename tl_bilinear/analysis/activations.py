@@ -24,13 +24,13 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.directions import unembed_directions
 from tl_bilinear.analysis.eigen import Eigendecomposition, eigendecompose
 from tl_bilinear.analysis.inputs import mlp_input, mlp_input_hook_names
 from tl_bilinear.analysis.layer import check_layer
 from tl_bilinear.checks import check_int
+from tl_bilinear.compat import HookedTransformer
 
 DirectionsLike = Eigendecomposition | Tensor | str | int | Sequence[str] | Sequence[int]
 

@@ -22,11 +22,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.activations import DirectionsLike, eigen_activations, resolve_decomposition
 from tl_bilinear.analysis.eigen import Eigendecomposition
 from tl_bilinear.analysis.layer import check_layer
+from tl_bilinear.compat import HookedTransformer
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from typing import Literal
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.eigen import Eigendecomposition
 from tl_bilinear.analysis.layer import check_layer
 from tl_bilinear.checks import check_int
+from tl_bilinear.compat import HookedTransformer
 
 
 @torch.no_grad()

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.vocabulary import Vocabulary, vocabulary
 from tl_bilinear.analysis.vocabulary import vocab_strings as vocab_strings  # demo.py imports it from here
+from tl_bilinear.compat import HookedTransformer
 
 TokenLike = int | str | Sequence[int] | Sequence[str] | Tensor
 

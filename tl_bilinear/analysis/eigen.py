@@ -9,7 +9,6 @@ from typing import Literal
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.interaction import (
     InteractionBuilder,
@@ -22,6 +21,7 @@ from tl_bilinear.analysis.interaction import (
 from tl_bilinear.analysis.lanczos import lanczos_topk
 from tl_bilinear.analysis.weights import BilinearWeights
 from tl_bilinear.checks import check_int
+from tl_bilinear.compat import HookedTransformer
 
 
 @dataclass(frozen=True)

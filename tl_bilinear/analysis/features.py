@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 # The core through its public names (tl_bilinear.analysis imports this module last).
 from tl_bilinear.analysis import BilinearWeights, Eigendecomposition, bilinear_weights, interaction_matrices
 from tl_bilinear.analysis.dictionary import as_dictionary
+from tl_bilinear.compat import HookedTransformer
 
 
 def layer_weights(model: HookedTransformer | BilinearWeights, layer: int | None) -> BilinearWeights:

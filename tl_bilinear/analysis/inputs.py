@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.layer import check_layer
+from tl_bilinear.compat import HookedTransformer
 
 
 def mlp_input_hook_names(model: HookedTransformer, layer: int) -> list[str]:

@@ -28,12 +28,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.directions import as_directions
 from tl_bilinear.analysis.lanczos import MatVec
 from tl_bilinear.analysis.weights import BilinearWeights, compute_dtype, resolve_weights
 from tl_bilinear.checks import check_int
+from tl_bilinear.compat import HookedTransformer
 
 #: Bytes of scratch memory one chunk of interaction matrices may use.
 CHUNK_BYTES = 256 * 2**20

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transformer_lens import HookedTransformer
+from tl_bilinear.compat import HookedTransformer
 
 
 class Layer(int):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis import Eigendecomposition, eigendecompose, mlp_input, mlp_input_hook_names
 from tl_bilinear.analysis.dictionary import as_dictionary
+from tl_bilinear.compat import HookedTransformer
 
 #: Features active on at most this many tokens are excluded (and reported).
 MIN_ACTIVE = 10

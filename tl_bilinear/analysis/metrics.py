@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis.interaction import hidden_coefficients, interaction_matrices, prepare
 from tl_bilinear.analysis.weights import BilinearWeights
 from tl_bilinear.checks import check_int
+from tl_bilinear.compat import HookedTransformer
 
 
 def _relative_magnitudes(eigenvalues: Tensor) -> Tensor:

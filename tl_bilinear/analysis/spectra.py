@@ -20,10 +20,10 @@ from jaxtyping import Float, Int
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis import BilinearWeights, Eigendecomposition, eigendecompose
 from tl_bilinear.analysis.features import layer_weights, output_directions
+from tl_bilinear.compat import HookedTransformer
 
 CACHE_META = "spectra.json"
 

@@ -6,7 +6,7 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from transformer_lens import HookedTransformer
+from tl_bilinear.compat import HookedTransformer
 
 
 def vocab_strings(model: HookedTransformer) -> list[str]:

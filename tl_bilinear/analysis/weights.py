@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.activation import is_bilinear_act
 from tl_bilinear.analysis.layer import check_layer
+from tl_bilinear.compat import HookedTransformer
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,19 @@ import logging
 from collections.abc import Sequence
 
 #: Subcommand modules under ``tl_bilinear.cli``, in ``--help`` order.
-SUBCOMMANDS: list[str] = ["train", "tokenizer", "generate", "info", "demo", "analyze", "image", "sae"]
+SUBCOMMANDS: list[str] = [
+    "train",
+    "tokenizer",
+    "generate",
+    "info",
+    "demo",
+    "analyze",
+    "convert",
+    "anneal",
+    "image",
+    "sae",
+    "export",
+]
 
 #: Exceptions that are the user's to fix: one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -56,12 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from tl_bilinear.compat import TL4
     from tl_bilinear.rundir import RunLocked
-    from tl_bilinear.train import TrainingDiverged
 
+    # training needs TransformerLens 3.9; under 4.x `tl-bilinear train` fails with its ImportError
+    errors = (*USER_ERRORS, RunLocked)
+    if not TL4:
+        errors = (*errors, importlib.import_module("tl_bilinear.train").TrainingDiverged)
     try:
         return args.func(args)
-    except (*USER_ERRORS, TrainingDiverged, RunLocked) as error:
+    except errors as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         parser.exit(2, f"tl-bilinear {args.command}: error: {message}\n")
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ tokenizer TransformerLens accepts; ``TokenBlockStream`` packs documents into
 resume.
 """
 
-from tl_bilinear.data.packing import TokenBlockStream, is_validation, unigram_entropy
+from tl_bilinear.data.packing import VAL_FRACTION, TokenBlockStream, is_validation, unigram_entropy
 from tl_bilinear.data.sources import (
     BUILTIN,
     END_OF_TEXT,
@@ -31,6 +31,7 @@ __all__ = [
     "END_OF_TEXT",
     "DocumentStream",
     "InvalidUTF8Error",
+    "VAL_FRACTION",
     "TokenBlockStream",
     "check_vocab",
     "construction_counts",

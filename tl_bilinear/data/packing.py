@@ -43,7 +43,11 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def is_validation(index: int, val_fraction: float) -> bool:
+#: Fraction of documents held out for validation by default (the tokenizer never sees them).
+VAL_FRACTION = 0.01
+
+
+def is_validation(index: int, val_fraction: float = VAL_FRACTION) -> bool:
     """Whether document ``index`` belongs to the validation split.
 
     Args:
@@ -96,7 +100,7 @@ class TokenBlockStream:
         rank: int = 0,
         world_size: int = 1,
         seed: int = 0,
-        val_fraction: float = 0.01,
+        val_fraction: float = VAL_FRACTION,
         repeat: bool = False,
         source_kwargs: dict[str, Any] | None = None,
         encode_batch: int = 256,

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformerConfig
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from tl_bilinear.compat import HookedTransformerConfig
 from tl_bilinear.data.sources import END_OF_TEXT
 
 logger = logging.getLogger(__name__)

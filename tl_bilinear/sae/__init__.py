@@ -8,12 +8,17 @@ through the weights lives in ``tl_bilinear.analysis`` (``feature_interactions``,
 """
 
 from tl_bilinear.analysis import FeatureDictionary, as_dictionary
+from tl_bilinear.compat import TL4, tl3_only
 from tl_bilinear.sae.activations import ActivationBuffer, collect_activations, resolve_hook, splice_hook
 from tl_bilinear.sae.evaluate import SAEMetrics, evaluate_sae
 from tl_bilinear.sae.formats import load_paper_sae, load_saelens, open_sae, save_saelens
 from tl_bilinear.sae.io import load_sae, save_sae
 from tl_bilinear.sae.model import SAEConfig, TopKSAE
-from tl_bilinear.sae.train import SAETrainConfig, SAETrainResult, train_sae
+
+if not TL4:  # training checkpoints its state with the trainer's helpers (TransformerLens 3.9)
+    from tl_bilinear.sae.train import SAETrainConfig, SAETrainResult, train_sae
+
+__getattr__ = tl3_only("tl_bilinear.sae", ("SAETrainConfig", "SAETrainResult", "train_sae"))
 
 __all__ = [
     "ActivationBuffer",

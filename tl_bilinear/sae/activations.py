@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis import mlp_input, mlp_input_hook_names
+from tl_bilinear.compat import HookedTransformer
 
 SITES = ("mlp_in", "mlp_out")
 _MLP_INPUT = re.compile(r"blocks\.(\d+)\.ln2\.hook_normalized")

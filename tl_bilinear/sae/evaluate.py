@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.sae.activations import read_activations, splice_hook
 from tl_bilinear.sae.model import TopKSAE
 

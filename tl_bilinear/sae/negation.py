@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis import as_dictionary, eigendecompose, feature_interactions, mlp_input, mlp_input_hook_names
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.data.story_templates import NEG_FEELINGS, POS_FEELINGS
 
 NAMES = ("tom", "lily", "ben", "mia", "sam", "anna")

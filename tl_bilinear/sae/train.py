@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
 
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.model import atomic_directory
 from tl_bilinear.sae.activations import ActivationBuffer, hook_layer, resolve_hook

@@ -10,7 +10,7 @@ from typing import Any
 
 from transformer_lens import HookedTransformerConfig
 
-from tl_bilinear.config import get_config
+from tl_bilinear.config import get_config, get_preset, validate_model_fields
 
 SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -62,10 +62,11 @@ class TrainConfig:
         eps: AdamW epsilon.
         grad_clip: maximum global gradient norm (0 disables clipping).
         precision: ``"fp32"``, ``"bf16"`` (autocast, parameters stay fp32) or ``"auto"``
-            (bf16 on CUDA with bf16 support, else fp32).
+            (measured before training: bf16 where it is clearly faster on this device;
+            see ``tl_bilinear.train.precision``).
         compile: wrap the forward in ``torch.compile``.
         fast_attention: use the SDPA attention forward while training (hooks other than
-            ``hook_attn_scores``/``hook_pattern`` still fire; see ``tl_bilinear.train.fast``).
+            ``hook_attn_scores``/``hook_pattern`` still fire; see ``tl_bilinear.train.sdpa``).
         eval_every: steps between validation losses (0: only at the end).
         eval_batches: validation micro-batches (a fixed held-out set).
         save_every: steps between checkpoints (0: only at the end and on Ctrl-C).
@@ -124,7 +125,9 @@ class TrainConfig:
         """Check every field.
 
         Raises:
-            ValueError: naming the bad field, its value, and what is allowed.
+            ValueError: naming the bad field, its value, and what is allowed (a bad
+                ``model_overrides`` entry too: ``tl_bilinear.config.validate_model_fields``).
+            KeyError: for an unknown preset (the message lists the presets).
         """
         positive = ("total_tokens", "batch_size", "grad_accum", "eval_batches", "tokenizer_docs")
         for name in positive:
@@ -160,22 +163,29 @@ class TrainConfig:
             raise ValueError(f"time_budget_s must be positive (or None), got {self.time_budget_s!r}")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}")
+        if not isinstance(self.model_overrides, dict):
+            raise ValueError(
+                f"model_overrides must be a dict of HookedTransformerConfig fields, got {self.model_overrides!r}"
+            )
+        get_preset(self.preset)  # KeyError listing the presets
+        validate_model_fields(self.model_overrides, where="model_overrides")
+        self._model_cfg = get_config(self.preset, **self.model_overrides)  # built once: see model_config()
 
     def model_config(self) -> HookedTransformerConfig:
         """The HookedTransformerConfig of the preset with ``model_overrides`` applied.
 
+        Built and validated once, by ``validate()`` (``dataclasses.replace`` builds a new
+        one); shared, so copy it before changing it.
+
         Returns:
             The model config.
-
-        Raises:
-            KeyError: for an unknown preset.
         """
-        return get_config(self.preset, **self.model_overrides)
+        return self._model_cfg
 
     @property
     def tokens_per_step(self) -> int:
         """Tokens per optimizer step: ``batch_size * n_ctx``."""
-        return self.batch_size * self.model_config().n_ctx
+        return self.batch_size * self._model_cfg.n_ctx
 
     @property
     def max_steps(self) -> int:

@@ -5,61 +5,43 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from jaxtyping import Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from tl_bilinear.checkpoint import load_weights
-from tl_bilinear.model import (
-    RUN_CHECKPOINT,
-    atomic_directory,
-    make_model,
-    read_checkpoint_config,
-    resolve_checkpoint,
-    write_model_files,
-)
+from tl_bilinear.model import RUN_CHECKPOINT, make_model, read_checkpoint_config
 from tl_bilinear.rundir import run_lock
 from tl_bilinear.train import distributed
-from tl_bilinear.train.budget import TimeBudget
+from tl_bilinear.train.budget import Clock, TimeBudget, final_validation_batches
 from tl_bilinear.train.config import TrainConfig
+from tl_bilinear.train.log import METRICS_FILE, RunLog
+from tl_bilinear.train.loss import TrainingDiverged, lm_loss
 from tl_bilinear.train.optim import lr_at, make_optimizer
-from tl_bilinear.train.setup import (  # noqa: F401 (re-exported)
-    VAL_FRACTION,
-    ResumeMismatch,
-    StreamFactory,
-    check_resume,
-    default_streams,
-    prepare_tokenizer,
-    wandb_init,
-)
-from tl_bilinear.train.state import optimizer_from_files, rng_from_files, truncate_metrics, write_state
+from tl_bilinear.train.precision import PrecisionRates, autocast, resolve_for_model
+from tl_bilinear.train.setup import StreamFactory, check_resume, default_streams, prepare_tokenizer
+from tl_bilinear.train.state import restore_checkpoint, truncate_metrics, write_checkpoint
+from tl_bilinear.train.stop import StopCheck, StopRequest
 
 logger = logging.getLogger(__name__)
-METRICS_FILE = "metrics.jsonl"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
 class TrainResult:
-    """What a finished (or interrupted) run reports."""
+    """What a finished (or interrupted) run reports.
+
+    ``stop_reason`` is None for a run that reached ``max_steps``, ``"signal"`` after a
+    Ctrl-C/SIGTERM and ``"time budget"`` after an overrun; ``precision`` is what it trained
+    in (``"auto"`` resolved).
+    """
 
     out_dir: str
     step: int
@@ -69,19 +51,8 @@ class TrainResult:
     val_loss: float | None
     interrupted: bool
     elapsed_s: float
-
-
-def lm_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
-    """Mean next-token cross-entropy in nats (computed in float32).
-
-    Args:
-        logits: the model's logits.
-        tokens: the input tokens.
-
-    Returns:
-        The scalar loss.
-    """
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
+    precision: str = "fp32"
+    stop_reason: str | None = None
 
 
 class Trainer:
@@ -90,7 +61,7 @@ class Trainer:
     Args:
         cfg: the run's settings.
         resume: continue the run in ``cfg.out_dir`` exactly where its last checkpoint
-            stopped (optimizer, schedule, RNG and data position restored).
+            stopped (optimizer, schedule, RNG, data position and chosen precision restored).
         stream_factory: ``(split, rank, world_size) -> stream`` with ``.batches(n)``,
             ``.state_dict()`` and ``.load_state_dict()``; default: ``tl_bilinear.data.TokenBlockStream``
             on ``cfg.data``.
@@ -98,6 +69,11 @@ class Trainer:
             ``stream_factory`` and no tokenizer anywhere, the data is taken as
             pre-tokenized and the checkpoint has no tokenizer.
         overwrite: a new run deletes a previous run's files in ``cfg.out_dir`` instead of refusing.
+        model_factory: ``(model_cfg, device) -> HookedTransformer`` building the model to
+            train (e.g. from pretrained weights); default: ``make_model`` with ``cfg.seed``.
+            On resume the checkpoint's weights are loaded into what it builds.
+        clock: seconds from an arbitrary origin, for the time budget and tokens/s
+            (default ``time.perf_counter``; tests inject one).
 
     Raises:
         FileExistsError: if ``cfg.out_dir`` already holds anything of a run (a checkpoint, even
@@ -114,8 +90,11 @@ class Trainer:
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
         overwrite: bool = False,
+        model_factory: Callable[[HookedTransformerConfig, torch.device], HookedTransformer] | None = None,
+        clock: Clock = time.perf_counter,
     ) -> None:
         self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
+        self.clock = clock
         self.info = distributed.setup(cfg.device)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
@@ -133,12 +112,15 @@ class Trainer:
             from tl_bilinear.data import check_vocab
 
             check_vocab(self.tokenizer, model_cfg)
-        self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        if model_factory is None:
+            self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
+        else:
+            self.model = model_factory(model_cfg, self.info.device)
         self.model.tokenizer = self.tokenizer
         if cfg.fast_attention:
-            from tl_bilinear.train.fast import use_fast_attention
+            from tl_bilinear.train.sdpa import swap_in_sdpa_forwards
 
-            use_fast_attention(self.model)
+            swap_in_sdpa_forwards(self.model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.max_steps = self._budget_steps = cfg.max_steps
         self.step, self.tokens, self.val_loss, self.elapsed = 0, 0, None, 0.0
@@ -155,8 +137,12 @@ class Trainer:
         self.train_stream = factory("train", self.info.rank, self.info.world_size)
         self._val_factory = lambda: factory("validation", self.info.rank, self.info.world_size)
         self._val_blocks: list[Tensor] | None = None
+        self._val_batch_s: float | None = None  # measured seconds per validation batch
+        self.precision_rates: list[PrecisionRates] = []
         if saved is not None:
             self._restore(*saved)
+        else:
+            self.precision = self._choose_precision()
         self._forward = self.model
         if self.info.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -165,28 +151,28 @@ class Trainer:
             self._forward = DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile:
             self._forward = torch.compile(self._forward)
-        self._stop_signal: int | None = None
 
     # ---------------------------------------------------------------- set-up helpers
     def _restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
-        load_weights(self.model, resolve_checkpoint(self.out_dir), device=self.info.device)
-        optimizer_from_files(self.optimizer, tensors, state["optimizer"])
-        rng_from_files(tensors, state["rng"])
+        restore_checkpoint(self.out_dir, self.model, self.optimizer, tensors, state)
         self.step, self.tokens = state["step"], state["tokens"]
         self.val_loss, self.elapsed = state.get("val_loss"), state.get("elapsed_s", 0.0)
         self.train_loss = state.get("train_loss") or float("nan")
         self.train_stream.load_state_dict(state["data_states"][self.info.rank])
+        # an "auto" run continues in the precision it chose (so the resume is exact)
+        self.precision = state.get("precision") or self._choose_precision()
         if self.info.is_main:  # drop metrics logged after the checkpoint: they will be redone
             truncate_metrics(self.out_dir / METRICS_FILE, self.step)
-        logger.info("resumed %s at step %d", self.out_dir, self.step)
+        logger.info("resumed %s at step %d (%s)", self.out_dir, self.step, self.precision)
+
+    def _choose_precision(self) -> str:
+        """``cfg.precision``, with ``"auto"`` measured on this device (rank 0's choice for all ranks)."""
+        choice, self.precision_rates = resolve_for_model(self.cfg.precision, self.model, min(self.micro_batch, 2))
+        return distributed.gather_json(choice, self.info)[0]
 
     # ---------------------------------------------------------------- the loop
     def _autocast(self) -> contextlib.AbstractContextManager:
-        precision = self.cfg.precision
-        if precision == "auto":
-            cuda_bf16 = self.info.device.type == "cuda" and torch.cuda.is_bf16_supported()
-            precision = "bf16" if cuda_bf16 else "fp32"
-        return torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+        return autocast(self.info.device, self.precision)
 
     def _batches(self) -> Iterator[Tensor]:
         while True:
@@ -197,11 +183,18 @@ class Trainer:
             if not produced:
                 raise ValueError(f"the training data {self.cfg.data!r} yields no {self.micro_batch}-block batches")
 
-    def validation_loss(self) -> float:
+    def validation_loss(
+        self, max_batches: int | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> float | None:
         """The mean loss on the fixed validation blocks (averaged over ranks).
 
+        Args:
+            max_batches: use only the first this many of the ``cfg.eval_batches`` blocks.
+            should_stop: checked before every batch; when it says stop, the validation is
+                abandoned (under DDP it must give every rank the same answer).
+
         Returns:
-            The loss in nats per token.
+            The loss in nats per token, or None if ``should_stop`` stopped it.
 
         Raises:
             ValueError: if the validation split yields no blocks.
@@ -211,15 +204,23 @@ class Trainer:
             self._val_blocks = list(itertools.islice(batches, self.cfg.eval_batches))
             if not self._val_blocks:
                 raise ValueError(f"the validation split of {self.cfg.data!r} yields no blocks")
+        blocks = self._val_blocks[: max_batches or None]
         was_training = self.model.training
         self.model.eval()
         total = torch.zeros((), device=self.info.device)
-        with torch.no_grad(), self._autocast():
-            for block in self._val_blocks:
-                block = block.to(self.info.device)
-                total += lm_loss(self.model(block, return_type="logits"), block)
-        self.model.train(was_training)
-        return float(distributed.mean_across(total / len(self._val_blocks), self.info).item())
+        start = self.clock()
+        try:
+            with torch.no_grad(), self._autocast():
+                for done, block in enumerate(blocks):
+                    if should_stop is not None and should_stop():
+                        logger.warning("stopped before finishing the validation (%d of %d batches)", done, len(blocks))
+                        return None
+                    block = block.to(self.info.device)
+                    total += lm_loss(self.model(block, return_type="logits"), block)
+        finally:
+            self.model.train(was_training)
+        self._val_batch_s = (self.clock() - start) / len(blocks)
+        return float(distributed.mean_across(total / len(blocks), self.info).item())
 
     def train_step(self, batches: Iterator[Tensor]) -> dict[str, float]:
         """One optimizer step over ``grad_accum`` micro-batches.
@@ -292,20 +293,19 @@ class Trainer:
         """
         data_states = distributed.gather_json(self.train_stream.state_dict(), self.info)
         if self.info.is_main:
-            with atomic_directory(self.ckpt_dir) as tmp:
-                extra = {"train_config": self.cfg.to_json(), "step": self.step, "tokens": self.tokens}
-                write_model_files(tmp, self.model, tokenizer=self.tokenizer, preset=self.cfg.preset, extra=extra)
-                meta = {
-                    "step": self.step,
-                    "tokens": self.tokens,
-                    "max_steps": self.max_steps,
-                    "world_size": self.info.world_size,
-                    "data_states": data_states,
-                    "train_loss": train_loss,
-                    "val_loss": self.val_loss,
-                    "elapsed_s": self.elapsed,
-                }
-                write_state(tmp, self.optimizer, meta)
+            meta = {
+                "step": self.step,
+                "tokens": self.tokens,
+                "max_steps": self.max_steps,
+                "world_size": self.info.world_size,
+                "data_states": data_states,
+                "train_loss": train_loss,
+                "val_loss": self.val_loss,
+                "elapsed_s": self.elapsed,
+                "precision": self.precision,
+            }
+            config = dict(tokenizer=self.tokenizer, preset=self.cfg.preset, train_config=self.cfg.to_json())
+            write_checkpoint(self.ckpt_dir, self.model, self.optimizer, meta, **config)
         distributed.barrier(self.info)
 
     def _replan(self, fits: int) -> None:
@@ -325,12 +325,56 @@ class Trainer:
             self.cfg = dataclasses.replace(self.cfg, total_tokens=planned * self.cfg.tokens_per_step)
             self.max_steps = self.cfg.max_steps
 
-    def _signal_handler(self, signum: int, frame: Any) -> None:
-        self._stop_signal = signum
-        signal.signal(signum, self._old_handlers.get(signum, signal.SIG_DFL))  # a second one kills
+    def _final_val_batches(self, budget: TimeBudget | None) -> int:
+        wanted = self.cfg.eval_batches
+        fit = final_validation_batches(budget, wanted, self._val_batch_s, self.cfg.grad_accum)
+        fit = min(distributed.gather_json(fit, self.info))  # the same batches on every rank (collectives)
+        if fit < wanted:
+            logger.info("the final validation uses %d of %d batches (the time budget)", fit, wanted)
+        return fit
 
-    def run(self) -> TrainResult:
-        """Train until ``max_steps`` (or a Ctrl-C/SIGTERM, which saves and returns).
+    def _after_step(self, stop: StopCheck, budget: TimeBudget | None) -> tuple[str | None, float | None]:
+        """The stop decision and the validation loss (if one is due) after a step."""
+        reason = stop()
+        final = self.step == self.max_steps or reason == "time budget"
+        periodic = bool(self.cfg.eval_every) and self.step % self.cfg.eval_every == 0
+        if reason == "signal":
+            logger.warning("stopping at step %d before the validation (%s)", self.step, stop.request.describe())
+            return reason, None
+        if not (final or periodic):
+            return reason, None
+        val = self.validation_loss(self._final_val_batches(budget) if final else None, should_stop=stop.signalled)
+        return ("signal" if val is None else reason), val
+
+    def _step(self, batches: Iterator[Tensor], budget: TimeBudget | None, stop: StopCheck, log: RunLog) -> str | None:
+        """One step of ``run``: train, re-plan, decide whether to stop, validate, log, save."""
+        start = self.clock()
+        out = self.train_step(batches)
+        dt = self.clock() - start
+        self.elapsed, self.train_loss = self.elapsed + dt, out["loss"]
+        fits = budget.fits(self.step) if budget is not None else None
+        if fits is not None:
+            self._replan(fits)
+            log.set_total(self.max_steps)
+        reason, val = self._after_step(stop, budget)
+        record = {"step": self.step, "tokens": self.tokens, **out, "elapsed_s": self.elapsed}
+        if val is not None:
+            self.val_loss = record["val_loss"] = val
+        last = self.step == self.max_steps
+        log.step(record, self.cfg.tokens_per_step, dt, last=last)
+        if reason or last or (self.cfg.save_every and self.step % self.cfg.save_every == 0):
+            self.save_checkpoint(train_loss=self.train_loss)
+        return reason
+
+    def run(self, time_budget_s: float | None = None) -> TrainResult:
+        """Train until ``max_steps``, a Ctrl-C/SIGTERM, or an overrun of the time budget.
+
+        A Ctrl-C or SIGTERM stops after the current step (or between validation batches),
+        saves the checkpoint and returns; a second one acts at once (the previous handler).
+
+        Args:
+            time_budget_s: replaces ``cfg.time_budget_s`` (a job that knows only now how
+                much of its time training may take; None keeps the config's).
 
         Returns:
             The run's ``TrainResult``.
@@ -338,81 +382,41 @@ class Trainer:
         Raises:
             TrainingDiverged: on a non-finite loss (the last good checkpoint is kept).
         """
-        cfg, main = self.cfg, self.info.is_main
+        if time_budget_s is not None:
+            self.cfg = dataclasses.replace(self.cfg, time_budget_s=time_budget_s)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._old_handlers: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old_handlers[sig] = signal.signal(sig, self._signal_handler)
-        # a fresh run starts a fresh metrics file; a resumed one appends (see _restore)
-        metrics = open(self.out_dir / METRICS_FILE, "a" if self.resumed else "w") if main else None
-        wandb_run = wandb_init(cfg) if main and cfg.wandb_project else None
-        bar = tqdm(
+        budget = (
+            TimeBudget(self.cfg.time_budget_s, self.cfg.warmup_steps, self.clock) if self.cfg.time_budget_s else None
+        )
+        log = RunLog(
+            self.cfg,
+            self.out_dir,
+            main=self.info.is_main,
+            resumed=self.resumed,
             total=self.max_steps,
             initial=self.step,
-            disable=not (main and cfg.progress),
-            unit="step",
-            dynamic_ncols=True,
         )
-        batches, loss, interrupted = self._batches(), self.train_loss, False
-        window_tokens, window_time = 0, 0.0
-        budget = TimeBudget(cfg.time_budget_s, cfg.warmup_steps) if cfg.time_budget_s else None
+        batches, reason = self._batches(), None
         try:
-            while self.step < self.max_steps:
-                start = time.perf_counter()
-                out = self.train_step(batches)
-                dt = time.perf_counter() - start
-                self.elapsed += dt
-                fits = budget.fits(self.step) if budget is not None else None
-                if fits is not None:
-                    self._replan(fits)
-                    cfg, bar.total = self.cfg, self.max_steps
-                window_tokens, window_time, loss = window_tokens + cfg.tokens_per_step, window_time + dt, out["loss"]
-                record = {"step": self.step, "tokens": self.tokens, **out}
-                if cfg.eval_every and self.step % cfg.eval_every == 0 or self.step == self.max_steps:
-                    self.val_loss = record["val_loss"] = self.validation_loss()
-                if main:
-                    tok_s = window_tokens / max(window_time, 1e-9)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{out['lr']:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
-                    if self.step % max(cfg.log_every, 1) == 0 or "val_loss" in record or self.step == self.max_steps:
-                        record.update(tokens_per_s=tok_s, elapsed_s=self.elapsed)
-                        metrics.write(json.dumps(record) + "\n")
-                        metrics.flush()
-                        if wandb_run is not None:
-                            wandb_run.log(record, step=self.step)
-                        window_tokens, window_time = 0, 0.0
-                over = budget is not None and budget.over()
-                if over and self._stop_signal is None:
-                    logger.warning(
-                        "over 1.25x the time budget (%.0f s): stopping at step %d", cfg.time_budget_s, self.step
-                    )
-                stop = distributed.any_across(self._stop_signal is not None or over, self.info)
-                if stop and "val_loss" not in record:
-                    self.val_loss = self.validation_loss()  # the result reports the final model
-                if stop or self.step == self.max_steps or (cfg.save_every and self.step % cfg.save_every == 0):
-                    self.save_checkpoint(train_loss=loss)
-                if stop:
-                    interrupted = True
-                    logger.warning("interrupted at step %d; checkpoint saved in %s", self.step, self.ckpt_dir)
-                    break
+            with StopRequest() as request:
+                stop = StopCheck(request, budget, self.info)
+                while self.step < self.max_steps and reason is None:
+                    reason = self._step(batches, budget, stop, log)
+                if reason is not None:
+                    logger.warning("stopped (%s) at step %d; checkpoint saved in %s", reason, self.step, self.ckpt_dir)
         finally:
-            bar.close()
-            if metrics is not None:
-                metrics.close()
-            if wandb_run is not None:
-                wandb_run.finish()
-            for sig, handler in self._old_handlers.items():
-                signal.signal(sig, handler)
+            log.close()
         return TrainResult(
             out_dir=str(self.out_dir),
             step=self.step,
             max_steps=self.max_steps,
             tokens=self.tokens,
-            train_loss=loss,
+            train_loss=self.train_loss,
             val_loss=self.val_loss,
-            interrupted=interrupted,
+            interrupted=reason is not None,
             elapsed_s=self.elapsed,
+            precision=self.precision,
+            stop_reason=reason,
         )
 
 
@@ -424,8 +428,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **
     Args:
         cfg: the run's settings.
         resume: continue the run in ``cfg.out_dir`` exactly.
-        overwrite: replace a previous run in ``cfg.out_dir`` (deleting its files) instead of refusing.
-        **kwargs: passed to ``Trainer`` (``stream_factory``, ``tokenizer``).
+        **kwargs: passed to ``Trainer`` (``stream_factory``, ``tokenizer``, ``clock``).
 
     Returns:
         The ``TrainResult``; ``tl_bilinear.load(cfg.out_dir)`` gives the model.

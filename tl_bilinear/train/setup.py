@@ -20,8 +20,6 @@ from tl_bilinear.train.state import read_state
 
 logger = logging.getLogger(__name__)
 
-#: Fraction of documents held out for validation (the tokenizer never sees them).
-VAL_FRACTION = 0.01
 #: ``stream_factory(split, rank, world_size)`` -> a token-block stream (see ``Trainer``).
 StreamFactory = Callable[[str, int, int], Any]
 
@@ -116,7 +114,7 @@ def prepare_tokenizer(cfg: TrainConfig, info: distributed.DistInfo, resumed: boo
         from tl_bilinear.data import is_validation, iter_documents
 
         docs = iter_documents(cfg.data, seed=cfg.seed)
-        train_docs = (doc for i, doc in enumerate(docs) if not is_validation(i, VAL_FRACTION))
+        train_docs = (doc for i, doc in enumerate(docs) if not is_validation(i))
         vocab = cfg.model_config().d_vocab
         logger.info("training a %d-token BPE tokenizer on %s", vocab, cfg.data)
         train_tokenizer(
@@ -139,7 +137,7 @@ def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
 
     Returns:
         ``(split, rank, world_size) -> TokenBlockStream``; the train split repeats, the
-        validation split (``VAL_FRACTION`` of the documents) does not.
+        validation split (``tl_bilinear.data.VAL_FRACTION`` of the documents) does not.
     """
     from tl_bilinear.data import TokenBlockStream
 
@@ -154,7 +152,6 @@ def default_streams(cfg: TrainConfig, tokenizer: Any) -> StreamFactory:
             rank=rank,
             world_size=world_size,
             seed=cfg.seed,
-            val_fraction=VAL_FRACTION,
             repeat=split == "train",
         )
 

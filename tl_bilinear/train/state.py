@@ -21,8 +21,10 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from transformer_lens import HookedTransformer
 
-from tl_bilinear.checkpoint import read_json_object, weight_shapes
+from tl_bilinear.checkpoint import load_weights, read_json_object, weight_shapes
+from tl_bilinear.model import atomic_directory, resolve_checkpoint, write_model_files
 
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
@@ -177,3 +179,52 @@ def truncate_metrics(path: str | Path, step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(kept))
     os.replace(tmp, path)
+
+
+def write_checkpoint(
+    directory: str | Path,
+    model: HookedTransformer,
+    optimizer: torch.optim.Optimizer,
+    meta: dict[str, Any],
+    *,
+    tokenizer: Any,
+    preset: str,
+    train_config: dict[str, Any],
+) -> None:
+    """Write a training checkpoint: model files, then the training state, swapped in atomically.
+
+    Args:
+        directory: the checkpoint directory (``run/checkpoint``); the previous one stays
+            whole until the new one is complete.
+        model: the model.
+        optimizer: its optimizer.
+        meta: the JSON state (``step`` and ``tokens`` at least).
+        tokenizer: the tokenizer saved beside the weights (or None).
+        preset: the model preset's name.
+        train_config: ``TrainConfig.to_json()``.
+    """
+    with atomic_directory(directory) as tmp:
+        extra = {"train_config": train_config, "step": meta["step"], "tokens": meta["tokens"]}
+        write_model_files(tmp, model, tokenizer=tokenizer, preset=preset, extra=extra)
+        write_state(tmp, optimizer, meta)
+
+
+def restore_checkpoint(
+    run_dir: str | Path,
+    model: HookedTransformer,
+    optimizer: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, Any],
+) -> None:
+    """Load a run's checkpoint weights, optimizer state and RNG states (``read_state``'s output).
+
+    Args:
+        run_dir: the run (or checkpoint) directory.
+        model: the model to load the weights into (on its device).
+        optimizer: the optimizer over its parameters.
+        tensors: the state tensors of ``read_state``.
+        state: the JSON state of ``read_state``.
+    """
+    load_weights(model, resolve_checkpoint(run_dir), device=next(model.parameters()).device)
+    optimizer_from_files(optimizer, tensors, state["optimizer"])
+    rng_from_files(tensors, state["rng"])

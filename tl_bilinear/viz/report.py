@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from tl_bilinear.analysis import (
     Eigendecomposition,
@@ -35,6 +34,7 @@ from tl_bilinear.analysis import (
     unembed_directions,
     vocabulary,
 )
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.viz.html import HTMLDocument
 from tl_bilinear.viz.plots import effective_rank_figure, figure_html, spectrum_figure
 from tl_bilinear.viz.tokens import colored_tokens, colored_tokens_multi, display_vocab, topk_samples, topk_tokens

@@ -28,9 +28,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from transformer_lens import HookedTransformer
-
 from tl_bilinear.analysis import Vocabulary, vocabulary
+from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.viz.html import HTMLDocument, clean_values, escape_token, symmetric_bound
 
 

@@ -1,11 +1,11 @@
-"""The fast training forwards equal TransformerLens's, and hooks keep working."""
+"""The SDPA training forwards equal TransformerLens's, and hooks keep working."""
 
 import pytest
 import torch
 
 import tl_bilinear
-from tl_bilinear.train import use_fast_attention
-from tl_bilinear.train.fast import FastAttention, FastGatedMLP, FastUnembed
+from tl_bilinear.train import restore_stock_forwards, swap_in_sdpa_forwards
+from tl_bilinear.train.sdpa import FastAttention, FastGatedMLP, FastUnembed
 
 
 def model_with_biases(**kw):
@@ -35,7 +35,7 @@ def test_fast_forward_equals_stock(kw):
     model = model_with_biases(**kw)
     tokens = torch.randint(0, 50, (3, 24), generator=torch.Generator().manual_seed(1))
     stock_logits, cache = model.run_with_cache(tokens)
-    use_fast_attention(model)
+    swap_in_sdpa_forwards(model)
     assert isinstance(model.blocks[0].attn, FastAttention) and isinstance(model.blocks[1].mlp, FastGatedMLP)
     assert isinstance(model.unembed, FastUnembed)
     torch.testing.assert_close(model(tokens), stock_logits, atol=1e-10, rtol=0)
@@ -52,11 +52,11 @@ def test_gradients_match_and_pattern_hooks_fall_back():
     model(tokens, return_type="loss").backward()
     stock_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    use_fast_attention(model)
+    swap_in_sdpa_forwards(model)
     model(tokens, return_type="loss").backward()
     for name, grad in stock_grads.items():
         torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=1e-10, rtol=0)
     _, cache = model.run_with_cache(tokens)  # needs patterns: the stock path runs
     assert cache["blocks.0.attn.hook_pattern"].shape == (2, 4, 24, 24)
-    use_fast_attention(model, False)
+    restore_stock_forwards(model)
     assert type(model.blocks[0].attn).__name__ == "Attention"

@@ -1,8 +1,8 @@
-"""Faster training forwards for a HookedTransformer that stays a HookedTransformer.
+"""SDPA training forwards for a HookedTransformer that stays a HookedTransformer.
 
 Stock HookedTransformer attention materialises the [batch, head, pos, pos] score and
 pattern tensors (so ``hook_attn_scores``/``hook_pattern`` can see them) and its linear
-layers copy transposed weights every forward. ``use_fast_attention(model)`` swaps the
+layers copy transposed weights every forward. ``swap_in_sdpa_forwards(model)`` swaps the
 classes of the attention, gated-MLP and unembed modules for subclasses whose forward
 
 - runs attention through ``torch.nn.functional.scaled_dot_product_attention`` (causal,
@@ -14,8 +14,8 @@ Parameters, names, state dicts and every other hook point are unchanged: ``hook_
 ``hook_pre_linear``, ``hook_post`` and the residual hooks fire as before. Whenever a hook
 is attached to ``hook_attn_scores`` or ``hook_pattern`` (``run_with_cache`` attaches
 them), or a KV cache / attention mask is passed, the stock forward runs instead, so
-results and caches are those of TransformerLens. ``use_fast_attention(model, False)``
-restores the stock classes.
+results and caches are those of TransformerLens. ``restore_stock_forwards(model)``
+swaps the stock classes back.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ class FastUnembed(Unembed):
 _SWAPS = ((Attention, FastAttention), (GatedMLP, FastGatedMLP), (Unembed, FastUnembed))
 
 
-def use_fast_attention(model: HookedTransformer, enable: bool = True) -> HookedTransformer:
-    """Switch ``model``'s attention/MLP/unembed forwards to the fast ones (or back), in place.
+def swap_in_sdpa_forwards(model: HookedTransformer) -> HookedTransformer:
+    """Swap ``model``'s attention, gated-MLP and unembed modules to the SDPA forwards, in place.
 
     Only modules of exactly the stock classes are swapped, and attention only when the
     config is one the SDPA path reproduces (causal, rotary or learned positions, no
@@ -136,16 +136,29 @@ def use_fast_attention(model: HookedTransformer, enable: bool = True) -> HookedT
 
     Args:
         model: a HookedTransformer.
-        enable: ``True`` for the fast forwards, ``False`` to restore the stock classes.
 
     Returns:
-        The same model.
+        The same model, changed.
     """
     attn_ok = _supported(model.cfg)
     for module in model.modules():
         for stock, fast in _SWAPS:
-            if enable and type(module) is stock and (stock is not Attention or attn_ok):
+            if type(module) is stock and (stock is not Attention or attn_ok):
                 module.__class__ = fast
-            elif not enable and type(module) is fast:
+    return model
+
+
+def restore_stock_forwards(model: HookedTransformer) -> HookedTransformer:
+    """Swap the stock TransformerLens classes back into ``model`` (undoes ``swap_in_sdpa_forwards``).
+
+    Args:
+        model: a HookedTransformer.
+
+    Returns:
+        The same model, changed.
+    """
+    for module in model.modules():
+        for stock, fast in _SWAPS:
+            if type(module) is fast:
                 module.__class__ = stock
     return model
