@@ -2,7 +2,8 @@
 
 Run: tlb python benchmarks/sae_quality.py RUN_DIR SAE_DIR [--layer 2] [--batches 16]
 Prints each SAE's evaluation, the correlation curve k = 1..64 next to the paper's numbers,
-the share above 0.75 at k = 2, and the negation AND-gate study (both polarities), as JSON lines.
+the share above 0.75 at k = 2, and the negation AND-gate study (both polarities, the output feature
+chosen against the plain sentences and against the other polarity too), as JSON lines.
 """
 
 import argparse
@@ -62,12 +63,13 @@ def main() -> None:
         ),
         flush=True,
     )
-    for polarity in ("pos", "neg"):
-        study = negation_study(model, args.layer, saes["mlp_in"], saes["mlp_out"], negated=polarity)
+    for contrast, polarity in [(c, p) for c in ("plain", "polarity") for p in ("pos", "neg")]:
+        study = negation_study(model, args.layer, saes["mlp_in"], saes["mlp_out"], negated=polarity, contrast=contrast)
         print(
             json.dumps(
                 {
                     "negated": polarity,
+                    "contrast": contrast,
                     "output_feature": study.output_feature,
                     "output_score": round(study.output_score, 3),
                     "negation_features": study.negation_features,

@@ -151,5 +151,10 @@ def test_negation_study_reads_the_matrix(text_model):
     torch.testing.assert_close(study.cross, M[study.negation_features][:, study.sentiment_features])
     torch.testing.assert_close(study.cross_scores, study.cross.abs() / study.scale)
     assert len(study.top_eigenvalues) == 6 and study.texts == 72
+    # against the larger of two baselines the best score drops (strictly, with these dictionaries)
+    strict = negation_study(text_model, 1, in_sae, out_sae, contrast="polarity", top=2)
+    assert strict.output_score < study.output_score
     with pytest.raises(ValueError, match="negated='both' must be 'pos' or 'neg'"):
         negation_study(text_model, 1, in_sae, out_sae, negated="both")
+    with pytest.raises(ValueError, match="contrast='other' must be 'plain' or 'polarity'"):
+        negation_study(text_model, 1, in_sae, out_sae, contrast="other")

@@ -72,6 +72,7 @@ def negation_study(
     out_features: object,
     *,
     negated: str = "pos",
+    contrast: str = "plain",
     top: int = 3,
 ) -> NegationStudy:
     """Find the output feature of "not <feeling>" and measure its negation x sentiment interactions.
@@ -82,24 +83,36 @@ def negation_study(
         in_features: the dictionary at the MLP input.
         out_features: the dictionary at the MLP output.
         negated: ``"pos"`` ("not happy") or ``"neg"`` ("not sad").
+        contrast: how the output feature is chosen: ``"plain"``, its mean activation on the negated
+            sentences minus that on the plain ones; ``"polarity"``, minus the larger of that and its
+            mean on the other polarity negated ("not sad" for "not happy"), which passes over a
+            generic "after *not*" feature for one specific to this polarity.
         top: negation and sentiment input features kept.
 
     Returns:
         The NegationStudy.
 
     Raises:
-        ValueError: if ``negated`` is neither "pos" nor "neg", or a dictionary does not match.
+        ValueError: if ``negated`` is neither "pos" nor "neg", ``contrast`` neither "plain" nor
+            "polarity", or a dictionary does not match.
     """
     if negated not in ("pos", "neg"):
         raise ValueError(f"negated={negated!r} must be 'pos' or 'neg'")
-    feelings = POS_FEELINGS if negated == "pos" else NEG_FEELINGS
+    if contrast not in ("plain", "polarity"):
+        raise ValueError(f"contrast={contrast!r} must be 'plain' or 'polarity'")
+    feelings, others = (POS_FEELINGS, NEG_FEELINGS) if negated == "pos" else (NEG_FEELINGS, POS_FEELINGS)
     d_in, d_out = as_dictionary(in_features, model.cfg.d_model), as_dictionary(out_features, model.cfg.d_model)
     pairs = [(name, f) for name in NAMES for f in feelings]
     words = [f" {f}" for _, f in pairs]
     x_not, y_not = _at_word(model, layer, [f"{n} was not {f}." for n, f in pairs], words)
     x_plain, y_plain = _at_word(model, layer, [f"{n} was {f}." for n, f in pairs], words)
     out_not, out_plain = d_out.encode(y_not), d_out.encode(y_plain)  # [n, d_sae_out]
-    specific = out_not.mean(0) - out_plain.mean(0)
+    baseline = out_plain.mean(0)
+    if contrast == "polarity":
+        other = [(name, f) for name in NAMES for f in others]
+        _, y_other = _at_word(model, layer, [f"{n} was not {f}." for n, f in other], [f" {f}" for _, f in other])
+        baseline = torch.maximum(baseline, d_out.encode(y_other).mean(0))
+    specific = out_not.mean(0) - baseline
     feature = int(specific.argmax())
     in_not, in_plain = d_in.encode(x_not), d_in.encode(x_plain)  # [n, d_sae_in]
     negation = (in_not.mean(0) - in_plain.mean(0)).topk(top).indices
