@@ -16,18 +16,25 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from tl_bilinear.model import RUN_CHECKPOINT, make_model, read_checkpoint_config
+from tl_bilinear.model import RUN_CHECKPOINT
 from tl_bilinear.rundir import run_lock
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import Clock, TimeBudget, final_validation_batches
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.log import METRICS_FILE, RunLog
-from tl_bilinear.train.loss import TrainingDiverged, lm_loss
+from tl_bilinear.train.loss import TrainingDiverged, diverged_advice, lm_loss
 from tl_bilinear.train.optim import lr_at, make_optimizer
 from tl_bilinear.train.precision import PrecisionRates, autocast, resolve_for_model
-from tl_bilinear.train.setup import StreamFactory, check_resume, default_streams, prepare_tokenizer
+from tl_bilinear.train.setup import (
+    ModelFactory,
+    StreamFactory,
+    build_training_model,
+    check_resume,
+    default_streams,
+    micro_batch_size,
+    prepare_tokenizer,
+)
 from tl_bilinear.train.state import restore_checkpoint, truncate_metrics, write_checkpoint
 from tl_bilinear.train.stop import StopCheck, StopRequest
 
@@ -90,7 +97,7 @@ class Trainer:
         stream_factory: StreamFactory | None = None,
         tokenizer: Any = None,
         overwrite: bool = False,
-        model_factory: Callable[[HookedTransformerConfig, torch.device], HookedTransformer] | None = None,
+        model_factory: ModelFactory | None = None,
         clock: Clock = time.perf_counter,
     ) -> None:
         self.cfg = cfg = dataclasses.replace(cfg)  # a copy: a time budget may lower total_tokens
@@ -112,27 +119,12 @@ class Trainer:
             from tl_bilinear.data import check_vocab
 
             check_vocab(self.tokenizer, model_cfg)
-        if model_factory is None:
-            self.model: HookedTransformer = make_model(model_cfg, seed=cfg.seed, device=self.info.device)
-        else:
-            self.model = model_factory(model_cfg, self.info.device)
-        self.model.tokenizer = self.tokenizer
-        if cfg.fast_attention:
-            from tl_bilinear.train.sdpa import swap_in_sdpa_forwards
-
-            swap_in_sdpa_forwards(self.model)
+        self.model = build_training_model(model_cfg, cfg, self.info.device, self.tokenizer, model_factory)
         self.optimizer = make_optimizer(self.model, cfg)
         self.max_steps = self._budget_steps = cfg.max_steps
         self.step, self.tokens, self.val_loss, self.elapsed = 0, 0, None, 0.0
         self.train_loss, self.resumed = float("nan"), saved is not None
-        if self.info.world_size * cfg.grad_accum > cfg.batch_size or cfg.batch_size % (
-            self.info.world_size * cfg.grad_accum
-        ):
-            raise ValueError(
-                f"batch_size={cfg.batch_size} must be a multiple of world_size*grad_accum="
-                f"{self.info.world_size * cfg.grad_accum}"
-            )
-        self.micro_batch = cfg.batch_size // (self.info.world_size * cfg.grad_accum)
+        self.micro_batch = micro_batch_size(cfg, self.info.world_size)
         factory = stream_factory or default_streams(cfg, self.tokenizer)
         self.train_stream = factory("train", self.info.rank, self.info.world_size)
         self._val_factory = lambda: factory("validation", self.info.rank, self.info.world_size)
@@ -253,7 +245,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(
                 f"the loss became {loss_value} at step {self.step + 1}; training stopped before updating "
-                f"the weights. {self._diverged_advice()}"
+                f"the weights. {diverged_advice(self.ckpt_dir, self.cfg.lr, self.cfg.warmup_steps)}"
             )
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
@@ -267,21 +259,6 @@ class Trainer:
     def _ddp(self) -> Any:
         module = self._forward
         return getattr(module, "_orig_mod", module)
-
-    def _diverged_advice(self) -> str:
-        """What is on disk after a divergence, and a fix that can be followed (--resume would repeat it)."""
-        fix = (
-            f"train again with a lower --lr (now {self.cfg.lr}) or more --warmup (now {self.cfg.warmup_steps}) "
-            f"in a new --out, or here with --overwrite"
-        )
-        try:
-            step = read_checkpoint_config(self.ckpt_dir).get("step")
-        except (FileNotFoundError, ValueError):
-            return f"No checkpoint was written yet; {fix}."
-        return (
-            f"The last good checkpoint (step {step}) is kept in {str(self.ckpt_dir)!r} and loads as it is; "
-            f"--resume would repeat the same steps, so {fix} (which replaces it)."
-        )
 
     def save_checkpoint(self, train_loss: float | None = None) -> None:
         """Write the model, tokenizer and training state to ``out_dir/checkpoint`` atomically.

@@ -1,4 +1,4 @@
-"""Setting a run up: resume checks, the tokenizer, data streams, wandb."""
+"""Setting a run up: resume checks, the tokenizer, the model, micro-batches, data streams, wandb."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from tl_bilinear.checkpoint import (
     TOKENIZER_DIR,
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 #: ``stream_factory(split, rank, world_size)`` -> a token-block stream (see ``Trainer``).
 StreamFactory = Callable[[str, int, int], Any]
+#: ``model_factory(model_cfg, device)`` -> the HookedTransformer to train (see ``Trainer``).
+ModelFactory = Callable[[Any, torch.device], Any]
 
 
 class ResumeMismatch(ValueError):
@@ -175,3 +179,45 @@ def wandb_init(cfg: TrainConfig) -> Any:
     except ImportError as err:
         raise ImportError("wandb_project is set but wandb is not installed: pip install wandb") from err
     return wandb.init(project=cfg.wandb_project, config=cfg.to_json(), dir=str(cfg.out_dir))
+
+
+def build_training_model(
+    model_cfg: Any, cfg: TrainConfig, device: torch.device, tokenizer: Any, model_factory: ModelFactory | None = None
+) -> Any:
+    """The model to train: ``make_model`` with ``cfg.seed`` (or ``model_factory``), with the tokenizer and SDPA forwards.
+
+    Args:
+        model_cfg: its HookedTransformerConfig (``cfg.model_config()``).
+        cfg: the run's config (seed, ``fast_attention``).
+        device: where to build it.
+        tokenizer: ``model.tokenizer`` (``None`` for pre-tokenized data).
+        model_factory: builds the model instead of ``make_model`` (e.g. from pretrained weights).
+
+    Returns:
+        The HookedTransformer.
+    """
+    from tl_bilinear.model import make_model
+
+    model = (
+        make_model(model_cfg, seed=cfg.seed, device=device)
+        if model_factory is None
+        else model_factory(model_cfg, device)
+    )
+    model.tokenizer = tokenizer
+    if cfg.fast_attention:
+        from tl_bilinear.train.sdpa import swap_in_sdpa_forwards
+
+        swap_in_sdpa_forwards(model)
+    return model
+
+
+def micro_batch_size(cfg: TrainConfig, world_size: int) -> int:
+    """Sequences per forward pass: ``batch_size`` split over the processes and the accumulation steps.
+
+    Raises:
+        ValueError: if ``batch_size`` is not a multiple of ``world_size * grad_accum``.
+    """
+    parts = world_size * cfg.grad_accum
+    if parts > cfg.batch_size or cfg.batch_size % parts:
+        raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of world_size*grad_accum={parts}")
+    return cfg.batch_size // parts
