@@ -125,14 +125,88 @@ def _validation(model: HookedTransformer, cfg: SAETrainConfig) -> list[torch.Ten
     return [next(batches) for _ in range(cfg.eval_batches)]
 
 
-def _save(out_dir, sae, optimizer, cfg, hook_name, step, stream, since_fired, metrics) -> None:
+@dataclass
+class _Run:
+    """The state of a run that a checkpoint holds: the SAE, its optimizer, the data position, the step."""
+
+    hook_name: str
+    sae: TopKSAE
+    optimizer: torch.optim.Optimizer
+    stream: TokenBlockStream
+    since_fired: torch.Tensor
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def dead_fraction(self, cfg: SAETrainConfig) -> float:
+        """Share of features that have not fired in the last ``cfg.dead_tokens`` activations."""
+        return (self.since_fired >= cfg.dead_tokens).float().mean().item()
+
+
+def _start(model: HookedTransformer, cfg: SAETrainConfig, out_dir, resume: bool) -> _Run:
+    """A fresh run, or the run saved in ``out_dir`` when resuming."""
+    hook_name = resolve_hook(model, cfg.layer, cfg.site)
+    if hook_layer(hook_name) not in (None, cfg.layer):
+        raise ValueError(f"hook {hook_name!r} is not in layer {cfg.layer}")
+    d_in = model.cfg.d_model
+    sae = TopKSAE(SAEConfig(d_in, cfg.expansion * d_in, cfg.k, hook_name, cfg.layer), seed=cfg.seed)
+    since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
+    run = _Run(hook_name, sae, torch.optim.Adam(sae.parameters(), lr=cfg.lr), _stream(model, cfg, "train"), since_fired)
+    if resume:
+        run.step = _restore(out_dir, cfg, run)
+        run.history = [json.loads(line) for line in (Path(out_dir) / METRICS_FILE).read_text().splitlines() if line]
+    return run
+
+
+def _train_step(run: _Run, cfg: SAETrainConfig, x: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on the batch ``x``; returns the reconstruction loss."""
+    sae = run.sae
+    if run.step == 0:
+        with torch.no_grad():
+            sae.b_dec.copy_(x.mean(0))
+    values, indices = sae.encode_topk(x)
+    x_hat = torch.zeros(len(x), sae.d_sae).scatter_(-1, indices, values) @ sae.W_dec + sae.b_dec
+    loss = (x - x_hat).square().sum(-1).mean()
+    for group in run.optimizer.param_groups:
+        group["lr"] = cosine_lr(cfg, run.step)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    sae.project_decoder_grad_()
+    run.optimizer.step()
+    sae.normalize_decoder_()
+    fired = torch.zeros(sae.d_sae, dtype=torch.bool)
+    fired[indices.flatten()] = True
+    run.since_fired = torch.where(fired, 0, run.since_fired + len(x))
+    run.step += 1
+    return loss.detach()
+
+
+def _evaluate(model: HookedTransformer, run: _Run, cfg: SAETrainConfig, validation, out_dir) -> SAEMetrics:
+    """Evaluate on the validation blocks; record the result in the history (and ``out_dir``'s metrics file)."""
+    metrics = evaluate_sae(model, run.sae, run.hook_name, validation)
+    record = {"step": run.step, **metrics.to_dict(), "dead_fraction": run.dead_fraction(cfg)}
+    run.history.append(record)
+    logger.info("sae step %d: %s", run.step, record)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        with open(Path(out_dir) / METRICS_FILE, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+    return metrics
+
+
+def _save(out_dir, run: _Run, cfg: SAETrainConfig) -> None:
     with atomic_directory(out_dir) as tmp:
-        write_sae_files(tmp, sae, {"train_config": asdict(cfg), "step": step, "metrics": metrics})
-        write_state(tmp, optimizer, {"step": step, "stream": stream.state_dict(), "hook_name": hook_name})
-        save_file({"since_fired": since_fired.contiguous()}, str(Path(tmp) / DEAD_FILE))
+        meta = {"train_config": asdict(cfg), "step": run.step, "metrics": run.history[-1] if run.history else None}
+        write_sae_files(tmp, run.sae, meta)
+        state = {"step": run.step, "stream": run.stream.state_dict(), "hook_name": run.hook_name}
+        write_state(tmp, run.optimizer, state)
+        save_file({"since_fired": run.since_fired.contiguous()}, str(Path(tmp) / DEAD_FILE))
         history = Path(out_dir) / METRICS_FILE
         if history.exists():
             (Path(tmp) / METRICS_FILE).write_text(history.read_text())
+
+
+def _due(every: int, step: int) -> bool:
+    return bool(every) and step % every == 0
 
 
 def train_sae(
@@ -160,82 +234,35 @@ def train_sae(
             a checkpoint being resumed, or a model without a tokenizer.
         FileNotFoundError: if ``resume`` and there is no checkpoint.
     """
-    hook_name = resolve_hook(model, cfg.layer, cfg.site)
-    if hook_layer(hook_name) not in (None, cfg.layer):
-        raise ValueError(f"hook {hook_name!r} is not in layer {cfg.layer}")
-    d_in = model.cfg.d_model
-    sae = TopKSAE(SAEConfig(d_in, cfg.expansion * d_in, cfg.k, hook_name, cfg.layer), seed=cfg.seed)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr)
-    stream = _stream(model, cfg, "train")
-    since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
-    step, history = 0, []
-    if resume:
-        step = _restore(out_dir, cfg, sae, optimizer, stream, since_fired)
-        history = [json.loads(line) for line in (Path(out_dir) / METRICS_FILE).read_text().splitlines() if line]
-    torch.manual_seed(cfg.seed + step)
+    run = _start(model, cfg, out_dir, resume)
+    torch.manual_seed(cfg.seed + run.step)
     validation = _validation(model, cfg)
+    capacity = max(cfg.buffer_tokens, 2 * cfg.batch_size)
+    batches = run.stream.batches(cfg.model_batch_size)
     buffer = ActivationBuffer(
-        model,
-        hook_name,
-        stream.batches(cfg.model_batch_size),
-        batch_size=cfg.batch_size,
-        capacity=max(cfg.buffer_tokens, 2 * cfg.batch_size),
-        seed=cfg.seed + step,
+        model, run.hook_name, batches, batch_size=cfg.batch_size, capacity=capacity, seed=cfg.seed + run.step
     )
     metrics = None
-    bar = tqdm(total=cfg.steps, initial=step, desc="sae", disable=not progress, unit="step")
+    bar = tqdm(total=cfg.steps, initial=run.step, desc="sae", disable=not progress, unit="step")
     for x in buffer:
-        if step >= cfg.steps:
+        if run.step >= cfg.steps:
             break
-        if step == 0:
-            with torch.no_grad():
-                sae.b_dec.copy_(x.mean(0))
-        values, indices = sae.encode_topk(x)
-        x_hat = torch.zeros(len(x), sae.d_sae).scatter_(-1, indices, values) @ sae.W_dec + sae.b_dec
-        loss = (x - x_hat).square().sum(-1).mean()
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(cfg, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        sae.project_decoder_grad_()
-        optimizer.step()
-        sae.normalize_decoder_()
-        fired = torch.zeros(sae.d_sae, dtype=torch.bool)
-        fired[indices.flatten()] = True
-        since_fired = torch.where(fired, 0, since_fired + len(x))
-        step += 1
+        loss = _train_step(run, cfg, x)
         bar.update(1)
-        bar.set_postfix(mse=f"{loss.item():.4g}", dead=f"{(since_fired >= cfg.dead_tokens).float().mean():.2%}")
-        last = step == cfg.steps
-        if last or (cfg.eval_every and step % cfg.eval_every == 0):
-            metrics = evaluate_sae(model, sae, hook_name, validation)
-            record = {
-                "step": step,
-                **metrics.to_dict(),
-                "dead_fraction": (since_fired >= cfg.dead_tokens).float().mean().item(),
-            }
-            history.append(record)
-            logger.info("sae step %d: %s", step, record)
-            if out_dir is not None:
-                Path(out_dir).mkdir(parents=True, exist_ok=True)
-                with open(Path(out_dir) / METRICS_FILE, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-        if out_dir is not None and (last or (cfg.save_every and step % cfg.save_every == 0)):
-            _save(out_dir, sae, optimizer, cfg, hook_name, step, stream, since_fired, history[-1] if history else None)
+        bar.set_postfix(mse=f"{loss.item():.4g}", dead=f"{run.dead_fraction(cfg):.2%}")
+        last = run.step == cfg.steps
+        if last or _due(cfg.eval_every, run.step):
+            metrics = _evaluate(model, run, cfg, validation, out_dir)
+        if out_dir is not None and (last or _due(cfg.save_every, run.step)):
+            _save(out_dir, run, cfg)
     bar.close()
     if metrics is None:
-        metrics = evaluate_sae(model, sae, hook_name, validation)
-    return SAETrainResult(
-        sae=sae.eval(),
-        hook_name=hook_name,
-        metrics=metrics,
-        dead_fraction=(since_fired >= cfg.dead_tokens).float().mean().item(),
-        history=history,
-    )
+        metrics = evaluate_sae(model, run.sae, run.hook_name, validation)
+    return SAETrainResult(run.sae.eval(), run.hook_name, metrics, run.dead_fraction(cfg), run.history)
 
 
-def _restore(out_dir, cfg, sae, optimizer, stream, since_fired) -> int:
-    """Load a checkpoint into the fresh objects; return its step."""
+def _restore(out_dir, cfg: SAETrainConfig, run: _Run) -> int:
+    """Load a checkpoint into the fresh run; return its step."""
     if out_dir is None:
         raise ValueError("resume=True needs out_dir")
     meta = read_sae_meta(out_dir)
@@ -246,6 +273,7 @@ def _restore(out_dir, cfg, sae, optimizer, stream, since_fired) -> int:
                 f"cannot resume: the checkpoint was trained with {key}={saved.get(key)!r}, this run has "
                 f"{key}={getattr(cfg, key)!r}; resume with the same settings"
             )
+    sae = run.sae
     tensors = load_file(str(Path(out_dir) / WEIGHTS_FILE))
     check_tensors(
         tensors, {"W_enc": (sae.d_in, sae.d_sae), "W_dec": (sae.d_sae, sae.d_in), "b_dec": (sae.d_in,)}, str(out_dir)
@@ -253,9 +281,9 @@ def _restore(out_dir, cfg, sae, optimizer, stream, since_fired) -> int:
     loaded = sae_from_tensors(sae.cfg, tensors)
     sae.load_state_dict(loaded.state_dict())
     state_tensors, state = read_state(out_dir)
-    optimizer_from_files(optimizer, state_tensors, state["optimizer"])
-    stream.load_state_dict(state["stream"])
+    optimizer_from_files(run.optimizer, state_tensors, state["optimizer"])
+    run.stream.load_state_dict(state["stream"])
     step = int(state["step"])
-    since_fired.copy_(load_file(str(Path(out_dir) / DEAD_FILE))["since_fired"])
+    run.since_fired.copy_(load_file(str(Path(out_dir) / DEAD_FILE))["since_fired"])
     truncate_metrics(Path(out_dir) / METRICS_FILE, step)
     return step
