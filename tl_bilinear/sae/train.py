@@ -14,6 +14,8 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from tl_bilinear.sae.activations import ActivationBuffer, hook_layer, resolve_ho
 from tl_bilinear.sae.evaluate import SAEMetrics, evaluate_sae
 from tl_bilinear.sae.io import WEIGHTS_FILE, check_tensors, read_sae_meta, sae_from_tensors, write_sae_files
 from tl_bilinear.sae.model import SAEConfig, TopKSAE
+from tl_bilinear.train.sdpa import swap_in_sdpa_forwards
 from tl_bilinear.train.state import optimizer_from_files, read_state, truncate_metrics, write_state
 
 logger = logging.getLogger(__name__)
@@ -205,6 +208,29 @@ def _save(out_dir, run: _Run, cfg: SAETrainConfig) -> None:
             (Path(tmp) / METRICS_FILE).write_text(history.read_text())
 
 
+@contextmanager
+def sdpa_forwards(model: HookedTransformer) -> Iterator[HookedTransformer]:
+    """Run ``model`` with the SDPA forwards of ``tl_bilinear.train`` inside the block; its classes are restored after.
+
+    Reading activations is the slow part of SAE training on CPU, and the stock attention
+    materialises every score tensor; the SDPA forwards give the same activations up to
+    float32 rounding (~1e-5) in about half the time. Modules that were already swapped stay so.
+
+    Args:
+        model: the model (its parameters are not touched).
+
+    Yields:
+        The same model.
+    """
+    stock = {module: type(module) for module in model.modules()}
+    swap_in_sdpa_forwards(model)
+    try:
+        yield model
+    finally:
+        for module, cls in stock.items():
+            module.__class__ = cls
+
+
 def _due(every: int, step: int) -> bool:
     return bool(every) and step % every == 0
 
@@ -220,7 +246,8 @@ def train_sae(
     """Train a TopK SAE on the activations at ``cfg.site`` of ``cfg.layer``.
 
     Args:
-        model: the model (its weights are not changed).
+        model: the model (its weights are not changed; it runs with the SDPA forwards of
+            ``sdpa_forwards`` during training, evaluations included, and is restored after).
         cfg: the settings.
         out_dir: checkpoint directory (None: nothing is saved).
         resume: continue from the checkpoint in ``out_dir``.
@@ -237,6 +264,13 @@ def train_sae(
     run = _start(model, cfg, out_dir, resume)
     torch.manual_seed(cfg.seed + run.step)
     validation = _validation(model, cfg)
+    with sdpa_forwards(model):
+        metrics = _loop(model, cfg, run, validation, out_dir, progress)
+    return SAETrainResult(run.sae.eval(), run.hook_name, metrics, run.dead_fraction(cfg), run.history)
+
+
+def _loop(model: HookedTransformer, cfg: SAETrainConfig, run: _Run, validation, out_dir, progress: bool) -> SAEMetrics:
+    """Train from ``run.step`` to ``cfg.steps`` on shuffled activations; return the last evaluation."""
     capacity = max(cfg.buffer_tokens, 2 * cfg.batch_size)
     batches = run.stream.batches(cfg.model_batch_size)
     buffer = ActivationBuffer(
@@ -256,9 +290,7 @@ def train_sae(
         if out_dir is not None and (last or _due(cfg.save_every, run.step)):
             _save(out_dir, run, cfg)
     bar.close()
-    if metrics is None:
-        metrics = evaluate_sae(model, run.sae, run.hook_name, validation)
-    return SAETrainResult(run.sae.eval(), run.hook_name, metrics, run.dead_fraction(cfg), run.history)
+    return metrics if metrics is not None else evaluate_sae(model, run.sae, run.hook_name, validation)
 
 
 def _restore(out_dir, cfg: SAETrainConfig, run: _Run) -> int:
