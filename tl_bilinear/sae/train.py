@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jaxtyping import Float, Int
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from tl_bilinear.compat import HookedTransformer
@@ -163,27 +165,48 @@ def _start(model: HookedTransformer, cfg: SAETrainConfig, out_dir, resume: bool)
     return run
 
 
-def _train_step(run: _Run, cfg: SAETrainConfig, x: torch.Tensor) -> torch.Tensor:
-    """One optimizer step on the batch ``x``; returns the reconstruction loss."""
-    sae = run.sae
-    if run.step == 0:
-        with torch.no_grad():
-            sae.b_dec.copy_(x.mean(0))
+def sae_step(
+    sae: TopKSAE, optimizer: torch.optim.Optimizer, x: Float[Tensor, "batch d_in"], lr: float
+) -> tuple[Tensor, Int[Tensor, "batch k"]]:
+    """One step of the paper's optimiser on a batch of activations.
+
+    The loss is the squared reconstruction error summed over ``d_in`` and averaged over the
+    batch; the decoder rows' gradients are projected off the rows, and the rows renormalised
+    after the step.
+
+    Args:
+        sae: the SAE (changed in place).
+        optimizer: its optimizer.
+        x: [batch, d_in] activations.
+        lr: the learning rate of this step.
+
+    Returns:
+        ``(loss, indices)``: the loss before the step (detached) and the features that fired.
+    """
     values, indices = sae.encode_topk(x)
     x_hat = torch.zeros(len(x), sae.d_sae).scatter_(-1, indices, values) @ sae.W_dec + sae.b_dec
     loss = (x - x_hat).square().sum(-1).mean()
-    for group in run.optimizer.param_groups:
-        group["lr"] = cosine_lr(cfg, run.step)
-    run.optimizer.zero_grad(set_to_none=True)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
     sae.project_decoder_grad_()
-    run.optimizer.step()
+    optimizer.step()
     sae.normalize_decoder_()
-    fired = torch.zeros(sae.d_sae, dtype=torch.bool)
+    return loss.detach(), indices
+
+
+def _train_step(run: _Run, cfg: SAETrainConfig, x: Tensor) -> Tensor:
+    """One optimizer step of the run on the batch ``x`` (``b_dec`` starts at its mean); returns the loss."""
+    if run.step == 0:
+        with torch.no_grad():
+            run.sae.b_dec.copy_(x.mean(0))
+    loss, indices = sae_step(run.sae, run.optimizer, x, cosine_lr(cfg, run.step))
+    fired = torch.zeros(run.sae.d_sae, dtype=torch.bool)
     fired[indices.flatten()] = True
     run.since_fired = torch.where(fired, 0, run.since_fired + len(x))
     run.step += 1
-    return loss.detach()
+    return loss
 
 
 def _evaluate(model: HookedTransformer, run: _Run, cfg: SAETrainConfig, validation, out_dir) -> SAEMetrics:
