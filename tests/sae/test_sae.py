@@ -126,6 +126,9 @@ def test_train_save_load_resume(text_model, tmp_path):
     assert meta["step"] == 9
     with pytest.raises(ValueError, match="k=4, this run has k=5"):
         train_sae(text_model, SAETrainConfig(layer=1, **{**TINY, "k": 5}), tmp_path / "sae", resume=True)
+    train_sae(text_model, cfg, tmp_path / "sae", progress=False)  # a fresh run replaces the old history
+    lines = (tmp_path / "sae" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [3, 6]
 
 
 def test_training_improves_reconstruction(text_model):

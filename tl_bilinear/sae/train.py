@@ -210,15 +210,14 @@ def _train_step(run: _Run, cfg: SAETrainConfig, x: Tensor) -> Tensor:
 
 
 def _evaluate(model: HookedTransformer, run: _Run, cfg: SAETrainConfig, validation, out_dir) -> SAEMetrics:
-    """Evaluate on the validation blocks; record the result in the history (and ``out_dir``'s metrics file)."""
+    """Evaluate on the validation blocks; record the result in the history (written to ``out_dir``'s metrics file)."""
     metrics = evaluate_sae(model, run.sae, run.hook_name, validation)
     record = {"step": run.step, **metrics.to_dict(), "dead_fraction": run.dead_fraction(cfg)}
     run.history.append(record)
     logger.info("sae step %d: %s", run.step, record)
-    if out_dir is not None:
+    if out_dir is not None:  # the whole history: a fresh run into an old directory does not append to its lines
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(out_dir) / METRICS_FILE, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        (Path(out_dir) / METRICS_FILE).write_text("".join(json.dumps(line) + "\n" for line in run.history))
     return metrics
 
 
