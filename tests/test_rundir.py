@@ -90,6 +90,56 @@ def test_a_stale_lock_is_taken_over_and_locks_nest(tmp_path, caplog):
     assert not (tmp_path / "new").exists()  # created for the lock, left empty: removed
 
 
+HOLD_LOCK = """
+import sys
+from tl_bilinear.rundir import run_lock
+with run_lock(sys.argv[1], "holder"):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
+    from tl_bilinear.data import train_tokenizer
+    from tl_bilinear.rundir import LOCK_FILE, RunLocked, run_lock
+
+    target = copy_run(run, tmp_path / "run")
+    model, docs = tl_bilinear.load(target), ["once upon a time there was a dog"] * 20
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = snapshot(target)
+        for write in (
+            lambda: tl_bilinear.save(model, target / "checkpoint"),
+            lambda: train_tokenizer(docs, vocab_size=260, out_dir=target / "checkpoint" / "tokenizer"),
+        ):
+            with pytest.raises(RunLocked) as refused:
+                write()
+            assert str(target) in str(refused.value) and f"pid {holder.pid}" in str(refused.value)
+        assert snapshot(target) == before
+    finally:
+        holder.communicate("")  # releases the lock
+    with run_lock(target, "test"):  # a caller holding the lock (the trainer, the demo) writes through it
+        tl_bilinear.save(model, target / "checkpoint", note="nested")
+        train_tokenizer(docs, vocab_size=260, out_dir=target / "tokenizer", show_progress=False)
+        assert json.loads((target / LOCK_FILE).read_text())["pid"] == os.getpid()  # still held, still ours
+    assert json.loads((target / "checkpoint" / "config.json").read_text())["note"] == "nested"
+    assert not (target / LOCK_FILE).exists()
+    alone = tl_bilinear.save(model, tmp_path / "alone")  # in no run: it locks itself, swapped away by the save
+    assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
+
+
+def test_a_released_lock_removes_only_its_own_file(tmp_path):
+    from tl_bilinear.rundir import LOCK_FILE, run_lock
+
+    with run_lock(tmp_path, "test"):
+        (tmp_path / LOCK_FILE).rename(tmp_path / "swapped-away")  # as a save into the locked directory does
+        (tmp_path / LOCK_FILE).write_text("{}")  # a later writer's lock file
+    assert (tmp_path / LOCK_FILE).read_text() == "{}"
+
+
 def tl_process(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.Popen(
