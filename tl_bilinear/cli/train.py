@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tl_bilinear.cli.args import finite_float, parse_count
+from tl_bilinear.cli.args import add_run_flags, finite_float, parse_count
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
@@ -112,13 +112,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="SDPA training forwards (default on)",
     )
-    p.add_argument("--eval-every", type=int)
     p.add_argument("--eval-batches", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads")
+    add_run_flags(p)
     p.add_argument("--wandb-project", help="also log to this wandb project (needs wandb)")
     p.add_argument(
         "--baseline",
@@ -136,7 +131,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="any HookedTransformerConfig field, e.g. --set n_layers=2 (repeatable)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
     return p
 
