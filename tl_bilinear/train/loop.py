@@ -183,15 +183,14 @@ class Trainer:
     def validation_loss(
         self, max_batches: int | None = None, should_stop: Callable[[], bool] | None = None
     ) -> float | None:
-        """The mean loss on the fixed validation blocks (averaged over ranks): ``Validation.loss``.
+        """The model's mean validation loss in the run's precision (``Validation.loss``).
 
         Args:
-            max_batches: use only the first this many of the ``cfg.eval_batches`` blocks.
-            should_stop: checked before every batch; when it says stop, the validation is
-                abandoned (under DDP it must give every rank the same answer).
+            max_batches: at most this many batches (default: all ``cfg.eval_batches``).
+            should_stop: abandons the validation when it returns True (the same on every rank).
 
         Returns:
-            The loss in nats per token, or None if ``should_stop`` stopped it.
+            Nats per token, or None when ``should_stop`` stopped it.
 
         Raises:
             ValueError: if the validation split yields no blocks.
