@@ -15,7 +15,7 @@ import pytest
 
 import tl_bilinear
 from tests.helpers.cli import one_clear_line, run_main
-from tests.helpers.runs import copy_run, make_run, snapshot, tiny_train_flags
+from tests.helpers.runs import TOKENS_PER_STEP, copy_run, make_run, snapshot, tiny_config, tiny_train_flags
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,15 @@ def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
     assert not (target / LOCK_FILE).exists()
     alone = tl_bilinear.save(model, tmp_path / "alone")  # in no run: it locks itself, swapped away by the save
     assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
+
+
+def test_a_trainer_trains_its_tokenizer_inside_its_own_lock(tmp_path, tokenizer_dir):
+    from tl_bilinear.train import train
+
+    fields = dict(tokenizer=None, tokenizer_docs=300, total_tokens=TOKENS_PER_STEP, eval_every=0, save_every=0)
+    result = train(tiny_config(tmp_path / "run", tokenizer_dir, eval_batches=1, **fields))  # train_tokenizer nests
+    assert result.step == 1 and (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
+    assert not (tmp_path / "run" / ".tl-bilinear.lock").exists()
 
 
 def test_a_released_lock_removes_only_its_own_file(tmp_path):
