@@ -15,7 +15,7 @@ import pytest
 
 import tl_bilinear
 from tests.helpers.cli import one_clear_line, run_main
-from tests.helpers.runs import copy_run, make_run, snapshot, tiny_train_flags
+from tests.helpers.runs import TOKENS_PER_STEP, copy_run, make_run, snapshot, tiny_config, tiny_train_flags
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,65 @@ def test_a_stale_lock_is_taken_over_and_locks_nest(tmp_path, caplog):
     with run_lock(tmp_path / "new", "test"):
         pass
     assert not (tmp_path / "new").exists()  # created for the lock, left empty: removed
+
+
+HOLD_LOCK = """
+import sys
+from tl_bilinear.rundir import run_lock
+with run_lock(sys.argv[1], "holder"):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
+    from tl_bilinear.data import train_tokenizer
+    from tl_bilinear.rundir import LOCK_FILE, RunLocked, run_lock
+
+    target = copy_run(run, tmp_path / "run")
+    model, docs = tl_bilinear.load(target), ["once upon a time there was a dog"] * 20
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = snapshot(target)
+        for write in (
+            lambda: tl_bilinear.save(model, target / "checkpoint"),
+            lambda: train_tokenizer(docs, vocab_size=260, out_dir=target / "checkpoint" / "tokenizer"),
+        ):
+            with pytest.raises(RunLocked) as refused:
+                write()
+            assert str(target) in str(refused.value) and f"pid {holder.pid}" in str(refused.value)
+        assert snapshot(target) == before
+    finally:
+        holder.communicate("")  # releases the lock
+    with run_lock(target, "test"):  # a caller holding the lock (the trainer, the demo) writes through it
+        tl_bilinear.save(model, target / "checkpoint", note="nested")
+        train_tokenizer(docs, vocab_size=260, out_dir=target / "tokenizer", show_progress=False)
+        assert json.loads((target / LOCK_FILE).read_text())["pid"] == os.getpid()  # still held, still ours
+    assert json.loads((target / "checkpoint" / "config.json").read_text())["note"] == "nested"
+    assert not (target / LOCK_FILE).exists()
+    alone = tl_bilinear.save(model, tmp_path / "alone")  # in no run: it locks itself, swapped away by the save
+    assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
+
+
+def test_a_trainer_trains_its_tokenizer_inside_its_own_lock(tmp_path, tokenizer_dir):
+    from tl_bilinear.train import train
+
+    fields = dict(tokenizer=None, tokenizer_docs=300, total_tokens=TOKENS_PER_STEP, eval_every=0, save_every=0)
+    result = train(tiny_config(tmp_path / "run", tokenizer_dir, eval_batches=1, **fields))  # train_tokenizer nests
+    assert result.step == 1 and (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
+    assert not (tmp_path / "run" / ".tl-bilinear.lock").exists()
+
+
+def test_a_released_lock_removes_only_its_own_file(tmp_path):
+    from tl_bilinear.rundir import LOCK_FILE, run_lock
+
+    with run_lock(tmp_path, "test"):
+        (tmp_path / LOCK_FILE).rename(tmp_path / "swapped-away")  # as a save into the locked directory does
+        (tmp_path / LOCK_FILE).write_text("{}")  # a later writer's lock file
+    assert (tmp_path / LOCK_FILE).read_text() == "{}"
 
 
 def tl_process(*args):

@@ -39,6 +39,7 @@ from tl_bilinear.compat import (
     tl_state_dict,
 )
 from tl_bilinear.config import get_config, is_bias
+from tl_bilinear.rundir import writing_into
 
 
 def freeze_biases(model: HookedTransformer) -> HookedTransformer:
@@ -217,6 +218,9 @@ def _exchange(new: Path, target: Path) -> bool:
 def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = None, **extra: Any) -> Path:
     """Save ``model`` (and its tokenizer) as a checkpoint directory, atomically.
 
+    Holds the writer lock of the run ``path`` lies in (``tl_bilinear.rundir.writing_into``;
+    e.g. ``RUN`` for ``RUN/checkpoint``), taken again at once by a caller that holds it.
+
     Args:
         model: the model.
         path: the checkpoint directory to create or replace.
@@ -225,8 +229,13 @@ def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = 
 
     Returns:
         The checkpoint directory.
+
+    Raises:
+        RunLocked: if another process is writing into that run (the message names the run
+            and the holder's pid); nothing is written.
+        FileExistsError: if ``path`` is an existing file.
     """
-    with atomic_directory(path) as tmp:
+    with writing_into(path, "tl_bilinear.save"), atomic_directory(path) as tmp:
         write_model_files(tmp, model, tokenizer=tokenizer, extra=extra)
     return Path(path)
 

@@ -1,10 +1,11 @@
 """A run directory belongs to one writer: its lock, and what of a run a directory holds.
 
-Writers (``train``, ``tokenizer --out``, ``demo``) hold an exclusive advisory lock
-(``fcntl.flock``) on ``<run>/.tl-bilinear.lock`` while they write. The kernel releases it
-when the process ends in any way, so a killed writer leaves at most a stale file, which
-the next writer takes over (the pid recorded in it is no longer running). Readers take
-no lock and write nothing.
+Writers (``train``, ``tokenizer --out``, ``demo``, ``analyze --out`` into a run, and the
+library's ``tl_bilinear.save`` and ``train_tokenizer(out_dir=...)`` through ``writing_into``)
+hold an exclusive advisory lock (``fcntl.flock``) on ``<run>/.tl-bilinear.lock`` while they
+write. The kernel releases it when the process ends in any way, so a killed writer leaves
+at most a stale file, which the next writer takes over (the pid recorded in it is no
+longer running). Readers take no lock and write nothing.
 """
 
 from __future__ import annotations
@@ -135,9 +136,49 @@ def run_lock(directory: str | os.PathLike, command: str) -> Iterator[Path]:
         yield path
     finally:
         del _held[key]
-        (path / LOCK_FILE).unlink(missing_ok=True)
-        os.close(fd)
+        _release(path / LOCK_FILE, fd)
         _remove_if_empty(path, created)
+
+
+def _release(lock_file: Path, fd: int) -> None:
+    """Remove the lock file if it is still ours, then unlock.
+
+    ``tl_bilinear.save`` into the locked directory itself swaps the directory (and the lock
+    file with it) away; a writer that has locked the new one since keeps its file.
+    """
+    try:
+        here, ours = os.stat(lock_file), os.fstat(fd)
+        if (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino):
+            lock_file.unlink()
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
+@contextmanager
+def writing_into(path: str | os.PathLike, command: str) -> Iterator[Path]:
+    """Hold the writer lock of the run that ``path`` lies in (``enclosing_run``) while writing ``path``.
+
+    The library's writers (``tl_bilinear.save``, ``train_tokenizer(out_dir=...)``,
+    ``save_tokenizer``) and the ``tokenizer`` command take it, so writing into a run that
+    another process trains is refused. A caller that already holds the run's lock (the
+    trainer writing its run's tokenizer, the demo) takes it again at once: ``run_lock`` is
+    re-entrant within a process.
+
+    Args:
+        path: the file or directory about to be written (it may not exist yet).
+        command: what is writing, e.g. ``"tl_bilinear.save"`` (shown to a second writer).
+
+    Yields:
+        The run directory whose lock is held (``path`` itself when it lies in no run).
+
+    Raises:
+        FileExistsError: if that directory is an existing file.
+        RunLocked: if another process holds the lock; the message names the run directory
+            and the holder (pid, command, start time).
+    """
+    with run_lock(enclosing_run(path), command) as run:
+        yield run
 
 
 def _remove_if_empty(path: Path, created: bool) -> None:

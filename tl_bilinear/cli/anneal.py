@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import add_run_flags, parse_count
 from tl_bilinear.cli.train import _TRAIN_FLAGS
 
 #: TrainConfig fields an annealing run inherits from the source run (flags override them).
@@ -40,13 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, help="sequences per step (default: RUN's)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: RUN's)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default 50)")
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_flags(p)
     p.set_defaults(func=run_anneal)
     return p
 

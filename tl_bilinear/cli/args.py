@@ -1,4 +1,4 @@
-"""Argument types shared by the subcommands (argparse ``type=`` callables)."""
+"""What the subcommands share: argument types (argparse ``type=`` callables) and the training commands' run flags."""
 
 from __future__ import annotations
 
@@ -36,3 +36,21 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """Add the flags of every training command (``train``, ``anneal``) that say how a run runs.
+
+    ``--eval-every``, ``--save-every``, ``--log-every``, ``--seed``, ``--device``,
+    ``--threads`` (None when not given: the config's value stays) and ``--no-progress``.
+
+    Args:
+        p: the subcommand's parser.
+    """
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
