@@ -15,7 +15,15 @@ import pytest
 
 import tl_bilinear
 from tests.helpers.cli import one_clear_line, run_main
-from tests.helpers.runs import TOKENS_PER_STEP, copy_run, make_run, snapshot, tiny_config, tiny_train_flags
+from tests.helpers.runs import (
+    TOKENS_PER_STEP,
+    copy_run,
+    lock_held_elsewhere,
+    make_run,
+    snapshot,
+    tiny_config,
+    tiny_train_flags,
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,26 +98,13 @@ def test_a_stale_lock_is_taken_over_and_locks_nest(tmp_path, caplog):
     assert not (tmp_path / "new").exists()  # created for the lock, left empty: removed
 
 
-HOLD_LOCK = """
-import sys
-from tl_bilinear.rundir import run_lock
-with run_lock(sys.argv[1], "holder"):
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
-
-
 def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
     from tl_bilinear.data import train_tokenizer
     from tl_bilinear.rundir import LOCK_FILE, RunLocked, run_lock
 
     target = copy_run(run, tmp_path / "run")
     model, docs = tl_bilinear.load(target), ["once upon a time there was a dog"] * 20
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with lock_held_elsewhere(target) as holder:
         before = snapshot(target)
         for write in (
             lambda: tl_bilinear.save(model, target / "checkpoint"),
@@ -117,10 +112,8 @@ def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
         ):
             with pytest.raises(RunLocked) as refused:
                 write()
-            assert str(target) in str(refused.value) and f"pid {holder.pid}" in str(refused.value)
+            assert str(target) in str(refused.value) and f"pid {holder}" in str(refused.value)
         assert snapshot(target) == before
-    finally:
-        holder.communicate("")  # releases the lock
     with run_lock(target, "test"):  # a caller holding the lock (the trainer, the demo) writes through it
         tl_bilinear.save(model, target / "checkpoint", note="nested")
         train_tokenizer(docs, vocab_size=260, out_dir=target / "tokenizer", show_progress=False)

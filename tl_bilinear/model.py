@@ -148,8 +148,14 @@ def _fsync_tree(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
-    """Build a directory elsewhere, then swap it into ``target`` in two renames.
+def atomic_directory(target: str | os.PathLike, command: str | None = None) -> Iterator[Path]:
+    """Build a directory elsewhere, then swap it into ``target`` in two renames, under the run's lock.
+
+    Every directory writer goes through it (``save``, ``to_hf``, the trainer's checkpoints,
+    ``save_sae``, ``save_classifier``, ...), so each holds the writer lock of the run
+    ``target`` lies in (``tl_bilinear.rundir.writing_into``) from before the temporary
+    directory exists until the swap is done; a caller that holds it already (the trainer)
+    takes it again at once.
 
     Yields a fresh temporary sibling directory. On success the old ``target`` (if any)
     is renamed to ``.<name>.old``, the new one renamed into place, and the old removed.
@@ -160,11 +166,24 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 
     Args:
         target: the directory to (re)place.
+        command: what is writing, shown to a second writer (default: ``"writing <name>/"``).
 
     Yields:
         The temporary directory to write into.
+
+    Raises:
+        RunLocked: if another process is writing into that run; nothing is written.
+        FileExistsError: if ``target`` (or the run directory it lies in) is an existing file.
     """
     target = Path(target)
+    with writing_into(target, command or f"writing {target.name}/"):
+        with _swapped_in(target) as tmp:
+            yield tmp
+
+
+@contextmanager
+def _swapped_in(target: Path) -> Iterator[Path]:
+    """``atomic_directory`` without the lock."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary, shareable directory
@@ -235,7 +254,7 @@ def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = 
             and the holder's pid); nothing is written.
         FileExistsError: if ``path`` is an existing file.
     """
-    with writing_into(path, "tl_bilinear.save"), atomic_directory(path) as tmp:
+    with atomic_directory(path, "tl_bilinear.save") as tmp:
         write_model_files(tmp, model, tokenizer=tokenizer, extra=extra)
     return Path(path)
 

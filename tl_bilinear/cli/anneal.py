@@ -59,21 +59,23 @@ def run_anneal(args: argparse.Namespace) -> int:
     """Run ``anneal``."""
     from tl_bilinear.convert import anneal_to_bilinear
     from tl_bilinear.model import TOKENIZER_DIR, load, read_checkpoint_config, resolve_checkpoint
+    from tl_bilinear.train.loop import run_writer_lock
 
-    meta = read_checkpoint_config(args.run)
-    model = load(args.run)
-    tokenizer_dir = resolve_checkpoint(args.run) / TOKENIZER_DIR
-    result = anneal_to_bilinear(
-        model,
-        args.out,
-        total_tokens=args.tokens,
-        anneal_frac=args.anneal_frac,
-        beta_schedule=args.beta_schedule,
-        start_beta=args.start_beta,
-        resume=args.resume,
-        tokenizer=str(tokenizer_dir) if tokenizer_dir.is_dir() else None,
-        **anneal_fields(args, meta),
-    )
+    with run_writer_lock(args.out, "tl-bilinear anneal"):  # before loading: a second writer is refused at once
+        meta = read_checkpoint_config(args.run)
+        model = load(args.run)
+        tokenizer_dir = resolve_checkpoint(args.run) / TOKENIZER_DIR
+        result = anneal_to_bilinear(
+            model,
+            args.out,
+            total_tokens=args.tokens,
+            anneal_frac=args.anneal_frac,
+            beta_schedule=args.beta_schedule,
+            start_beta=args.start_beta,
+            resume=args.resume,
+            tokenizer=str(tokenizer_dir) if tokenizer_dir.is_dir() else None,
+            **anneal_fields(args, meta),
+        )
     run = result.train
     if run is not None and run.interrupted:
         sys.stdout.write(f"interrupted at step {run.step}/{run.max_steps} (resume with --resume)\n")

@@ -392,6 +392,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **
         FileExistsError: if ``cfg.out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         RunLocked: if another process is writing into ``cfg.out_dir``.
     """
-    main = int(os.environ.get("RANK", "0")) == 0  # before the process group exists
-    with run_lock(cfg.out_dir, "tl-bilinear train") if main else contextlib.nullcontext():
+    with run_writer_lock(cfg.out_dir, "tl-bilinear train"):
         return Trainer(cfg, resume=resume, overwrite=overwrite, **kwargs).run()
+
+
+def run_writer_lock(out_dir: str | os.PathLike, command: str) -> contextlib.AbstractContextManager:
+    """The writer lock of a training run's directory, taken by rank 0 (the rank that writes).
+
+    Every function that runs a ``Trainer`` into a directory (``train``, ``finetune``,
+    ``anneal_to_bilinear``, their commands) holds it for its whole duration.
+
+    Args:
+        out_dir: the run directory.
+        command: what is writing, shown to a second writer (e.g. ``"tl-bilinear anneal"``).
+
+    Returns:
+        ``tl_bilinear.rundir.run_lock`` on rank 0 (decided from ``RANK``: before the process
+        group exists), a no-op context on the other ranks.
+    """
+    main = int(os.environ.get("RANK", "0")) == 0
+    return run_lock(out_dir, command) if main else contextlib.nullcontext()
