@@ -124,6 +124,29 @@ def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
     assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
 
 
+def test_every_directory_writer_takes_the_lock_of_the_run_it_writes_into(run, tmp_path, capsys):
+    from tl_bilinear.hf import to_hf
+    from tl_bilinear.image import BilinearClassifier, ClassifierConfig, save_classifier
+    from tl_bilinear.rundir import RunLocked
+    from tl_bilinear.sae import SAEConfig, TopKSAE, save_sae
+
+    target = copy_run(run, tmp_path / "run")
+    model = tl_bilinear.load(target)
+    sae = TopKSAE(SAEConfig(d_in=model.cfg.d_model, d_sae=8, k=2))
+    classifier = BilinearClassifier(ClassifierConfig(image_shape=(4, 4), n_classes=3, d_model=8))
+    with lock_held_elsewhere(target) as holder:
+        before = snapshot(target)
+        for write in (
+            lambda: to_hf(model, target / "hf"),
+            lambda: save_sae(sae, target / "sae"),
+            lambda: save_classifier(classifier, target / "classifier"),
+        ):
+            with pytest.raises(RunLocked, match=f"pid {holder} "):
+                write()
+        one_clear_line(*run_main("export", target, "--out", target / "hf", capsys=capsys), f"pid {holder} ")
+        assert snapshot(target) == before
+
+
 def test_a_trainer_trains_its_tokenizer_inside_its_own_lock(tmp_path, tokenizer_dir):
     from tl_bilinear.train import train
 
