@@ -18,6 +18,7 @@ from tests.helpers.cli import one_clear_line, run_main
 from tests.helpers.runs import (
     TOKENS_PER_STEP,
     copy_run,
+    lock_elsewhere,
     lock_held_elsewhere,
     make_run,
     snapshot,
@@ -145,6 +146,48 @@ def test_every_directory_writer_takes_the_lock_of_the_run_it_writes_into(run, tm
                 write()
         one_clear_line(*run_main("export", target, "--out", target / "hf", capsys=capsys), f"pid {holder} ")
         assert snapshot(target) == before
+
+
+def test_a_whole_run_is_never_replaced_and_a_lock_never_leaves_its_directory(run, tmp_path, capsys):
+    from tl_bilinear.hf import to_hf
+    from tl_bilinear.rundir import LOCK_FILE, run_lock
+
+    target = copy_run(run, tmp_path / "run")
+    model, before = tl_bilinear.load(target), snapshot(target)
+    for write in (lambda: tl_bilinear.save(model, target), lambda: to_hf(model, target)):
+        with pytest.raises(FileExistsError, match="holds a training run .*checkpoint/ \\(step 3\\).*/checkpoint"):
+            write()
+    one_clear_line(*run_main("export", target, "--out", target, capsys=capsys), "holds a training run", "Nothing")
+    assert snapshot(target) == before
+    alone = tmp_path / "alone"
+    with run_lock(alone, "test"):  # a directory that holds its own lock, replaced twice as a whole
+        held = (alone / LOCK_FILE).stat().st_ino
+        for _ in range(2):
+            tl_bilinear.save(model, alone)
+            assert (alone / LOCK_FILE).stat().st_ino == held  # the lock followed the new directory
+            assert lock_elsewhere(alone).startswith(f"refused: {str(alone)!r} is being written by pid {os.getpid()}")
+    assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
+
+
+def test_two_writers_of_one_run_contend_whatever_is_on_disk(run, tmp_path):
+    from tl_bilinear.rundir import RunLocked, writing_into
+
+    fresh = tmp_path / "fresh"  # nothing of a run exists yet: a save or a tokenizer into its parts comes first
+    for part in (fresh / "checkpoint", fresh / "checkpoint" / "tokenizer", fresh / "tokenizer"):
+        with writing_into(part, "first"):
+            assert lock_elsewhere(fresh).startswith(f"refused: {str(fresh)!r}")  # e.g. `train --out fresh`
+    starting = tmp_path / "starting"  # `train --out starting` has locked it and written nothing yet
+    model = tl_bilinear.load(run)
+    with lock_held_elsewhere(starting) as holder:
+        for path in (starting / "checkpoint", starting / "new"):
+            with pytest.raises(RunLocked, match=f"pid {holder} "):
+                tl_bilinear.save(model, path)
+        assert sorted(p.name for p in starting.iterdir()) == [".tl-bilinear.lock"]
+    from tl_bilinear.rundir import run_of  # the rule: by name alone
+
+    assert run_of(tmp_path / "r" / "checkpoint" / "tokenizer") == run_of(tmp_path / "r" / "metrics.jsonl")
+    assert run_of(tmp_path / "r" / "checkpoint") == run_of(tmp_path / "r") == tmp_path / "r"
+    assert run_of(tmp_path / "r" / "hf") == tmp_path / "r" / "hf"
 
 
 def test_a_trainer_trains_its_tokenizer_inside_its_own_lock(tmp_path, tokenizer_dir):

@@ -39,7 +39,7 @@ from tl_bilinear.compat import (
     tl_state_dict,
 )
 from tl_bilinear.config import get_config, is_bias
-from tl_bilinear.rundir import writing_into
+from tl_bilinear.rundir import carry_lock, refuse_replacing_run, writing_into
 
 
 def freeze_biases(model: HookedTransformer) -> HookedTransformer:
@@ -173,17 +173,20 @@ def atomic_directory(target: str | os.PathLike, command: str | None = None) -> I
 
     Raises:
         RunLocked: if another process is writing into that run; nothing is written.
-        FileExistsError: if ``target`` (or the run directory it lies in) is an existing file.
+        FileExistsError: if ``target`` holds a training run (``checkpoint/``: replacing it would
+            lose the run; write to ``target/checkpoint`` instead), or ``target`` (or the run
+            directory it lies in) is an existing file.
     """
     target = Path(target)
-    with writing_into(target, command or f"writing {target.name}/"):
-        with _swapped_in(target) as tmp:
+    with writing_into(target, command or f"writing {target.name}/") as run:
+        refuse_replacing_run(target)
+        with _swapped_in(target, keep_lock=run == target) as tmp:
             yield tmp
 
 
 @contextmanager
-def _swapped_in(target: Path) -> Iterator[Path]:
-    """``atomic_directory`` without the lock."""
+def _swapped_in(target: Path, keep_lock: bool) -> Iterator[Path]:
+    """``atomic_directory`` once locked; ``keep_lock``: ``target`` holds the lock file, which the new one gets."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary, shareable directory
@@ -191,6 +194,8 @@ def _swapped_in(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
+        if keep_lock:
+            carry_lock(target, tmp)
         _recover(target)
         if old.exists():
             shutil.rmtree(old)
@@ -252,7 +257,8 @@ def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = 
     Raises:
         RunLocked: if another process is writing into that run (the message names the run
             and the holder's pid); nothing is written.
-        FileExistsError: if ``path`` is an existing file.
+        FileExistsError: if ``path`` is an existing file, or a training run's directory
+            (save into ``RUN/checkpoint`` to replace its checkpoint).
     """
     with atomic_directory(path, "tl_bilinear.save") as tmp:
         write_model_files(tmp, model, tokenizer=tokenizer, extra=extra)

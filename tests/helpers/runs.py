@@ -83,15 +83,34 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("rundir", sys.argv[1])
 rundir = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(rundir)
-with rundir.run_lock(sys.argv[2], "holder"):
-    print("locked", flush=True)
-    sys.stdin.read()
+try:
+    with rundir.run_lock(sys.argv[2], "holder"):
+        print("locked", flush=True)
+        sys.stdin.read()
+except rundir.RunLocked as refused:
+    print("refused:", refused, flush=True)
 """
 
 
 @contextmanager
 def lock_held_elsewhere(directory) -> Iterator[int]:
     """Another process holds ``directory``'s writer lock (``rundir.run_lock``) in the block; yields its pid."""
+    holder, answer = _try_lock(directory)
+    try:
+        assert answer == "locked\n", answer
+        yield holder.pid
+    finally:
+        holder.communicate("")  # releases the lock
+
+
+def lock_elsewhere(directory) -> str:
+    """Whether another process can take ``directory``'s writer lock now: ``"locked"`` or ``"refused: <message>"``."""
+    holder, answer = _try_lock(directory)
+    holder.communicate("")
+    return answer.strip()
+
+
+def _try_lock(directory) -> tuple[subprocess.Popen, str]:
     import tl_bilinear.rundir
 
     holder = subprocess.Popen(
@@ -100,8 +119,4 @@ def lock_held_elsewhere(directory) -> Iterator[int]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert holder.stdout.readline() == "locked\n"
-        yield holder.pid
-    finally:
-        holder.communicate("")  # releases the lock
+    return holder, holder.stdout.readline()

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from tl_bilinear.model import RUN_CHECKPOINT
-from tl_bilinear.rundir import run_lock
+from tl_bilinear.rundir import writing_into
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import Clock, TimeBudget
 from tl_bilinear.train.config import TrainConfig
@@ -376,7 +376,7 @@ class Trainer:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> TrainResult:
     """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
 
-    Rank 0 holds the run directory's writer lock (``tl_bilinear.rundir.run_lock``) throughout.
+    Rank 0 holds the run directory's writer lock (``run_writer_lock``) throughout.
 
     Args:
         cfg: the run's settings.
@@ -407,8 +407,8 @@ def run_writer_lock(out_dir: str | os.PathLike, command: str) -> contextlib.Abst
         command: what is writing, shown to a second writer (e.g. ``"tl-bilinear anneal"``).
 
     Returns:
-        ``tl_bilinear.rundir.run_lock`` on rank 0 (decided from ``RANK``: before the process
-        group exists), a no-op context on the other ranks.
+        ``tl_bilinear.rundir.writing_into`` on rank 0 (decided from ``RANK``: before the
+        process group exists), a no-op context on the other ranks.
     """
     main = int(os.environ.get("RANK", "0")) == 0
-    return run_lock(out_dir, command) if main else contextlib.nullcontext()
+    return writing_into(out_dir, command) if main else contextlib.nullcontext()
