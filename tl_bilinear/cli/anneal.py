@@ -64,7 +64,7 @@ def run_anneal(args: argparse.Namespace) -> int:
     """Run ``anneal``."""
     from tl_bilinear.convert import anneal_to_bilinear
     from tl_bilinear.model import TOKENIZER_DIR, load, read_checkpoint_config, resolve_checkpoint
-    from tl_bilinear.train.loop import run_writer_lock
+    from tl_bilinear.train.distributed import run_writer_lock
 
     with run_writer_lock(args.out, "tl-bilinear anneal"):  # before loading: a second writer is refused at once
         meta = read_checkpoint_config(args.run)

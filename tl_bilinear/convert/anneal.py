@@ -25,7 +25,7 @@ from tl_bilinear.convert.finetune import FinetuneTrainer, train_config_for, trai
 from tl_bilinear.convert.swish import SCHEDULES, beta_at, check_annealable, install_swish_gates, swish0_to_bilinear
 from tl_bilinear.model import load, read_checkpoint_config
 from tl_bilinear.train import ResumeMismatch, TrainConfig, TrainResult
-from tl_bilinear.train.loop import run_writer_lock
+from tl_bilinear.train.distributed import run_writer_lock
 
 logger = logging.getLogger(__name__)
 #: In the run directory: the annealing settings (checked on resume).

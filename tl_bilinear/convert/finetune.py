@@ -17,7 +17,7 @@ import torch
 from tl_bilinear.compat import HookedTransformer, HookedTransformerConfig
 from tl_bilinear.config import get_config, list_presets
 from tl_bilinear.train import TrainConfig, Trainer, TrainResult
-from tl_bilinear.train.loop import run_writer_lock
+from tl_bilinear.train.distributed import run_writer_lock
 
 _NOT_OVERRIDES = frozenset({"n_params", "device", "dtype"})
 

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ import torch
 from torch import Tensor
 
 from tl_bilinear.model import RUN_CHECKPOINT
-from tl_bilinear.rundir import writing_into
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import Clock, TimeBudget
 from tl_bilinear.train.config import TrainConfig
@@ -376,7 +374,7 @@ class Trainer:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> TrainResult:
     """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
 
-    Rank 0 holds the run directory's writer lock (``run_writer_lock``) throughout.
+    Rank 0 holds the run directory's writer lock (``distributed.run_writer_lock``) throughout.
 
     Args:
         cfg: the run's settings.
@@ -392,23 +390,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **
         FileExistsError: if ``cfg.out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         RunLocked: if another process is writing into ``cfg.out_dir``.
     """
-    with run_writer_lock(cfg.out_dir, "tl-bilinear train"):
+    with distributed.run_writer_lock(cfg.out_dir, "tl-bilinear train"):
         return Trainer(cfg, resume=resume, overwrite=overwrite, **kwargs).run()
-
-
-def run_writer_lock(out_dir: str | os.PathLike, command: str) -> contextlib.AbstractContextManager:
-    """The writer lock of a training run's directory, taken by rank 0 (the rank that writes).
-
-    Every function that runs a ``Trainer`` into a directory (``train``, ``finetune``,
-    ``anneal_to_bilinear``, their commands) holds it for its whole duration.
-
-    Args:
-        out_dir: the run directory.
-        command: what is writing, shown to a second writer (e.g. ``"tl-bilinear anneal"``).
-
-    Returns:
-        ``tl_bilinear.rundir.writing_into`` on rank 0 (decided from ``RANK``: before the
-        process group exists), a no-op context on the other ranks.
-    """
-    main = int(os.environ.get("RANK", "0")) == 0
-    return writing_into(out_dir, command) if main else contextlib.nullcontext()
