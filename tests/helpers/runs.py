@@ -2,6 +2,10 @@
 
 import functools
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import AutoTokenizer
@@ -71,3 +75,48 @@ def copy_run(run: Path, to: Path) -> Path:
 def snapshot(root: Path) -> dict[str, bytes | None]:
     """Every path under ``root`` with its bytes (None for directories)."""
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(Path(root).rglob("*"))}
+
+
+#: A process holding a directory's run lock until its stdin closes; it loads ``rundir.py`` alone (stdlib only: fast).
+_HOLD_LOCK = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("rundir", sys.argv[1])
+rundir = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rundir)
+try:
+    with rundir.run_lock(sys.argv[2], "holder"):
+        print("locked", flush=True)
+        sys.stdin.read()
+except rundir.RunLocked as refused:
+    print("refused:", refused, flush=True)
+"""
+
+
+@contextmanager
+def lock_held_elsewhere(directory) -> Iterator[int]:
+    """Another process holds ``directory``'s writer lock (``rundir.run_lock``) in the block; yields its pid."""
+    holder, answer = _try_lock(directory)
+    try:
+        assert answer == "locked\n", answer
+        yield holder.pid
+    finally:
+        holder.communicate("")  # releases the lock
+
+
+def lock_elsewhere(directory) -> str:
+    """Whether another process can take ``directory``'s writer lock now: ``"locked"`` or ``"refused: <message>"``."""
+    holder, answer = _try_lock(directory)
+    holder.communicate("")
+    return answer.strip()
+
+
+def _try_lock(directory) -> tuple[subprocess.Popen, str]:
+    import tl_bilinear.rundir
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, tl_bilinear.rundir.__file__, str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return holder, holder.stdout.readline()

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import learning_rate, non_negative, parse_count
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--layers", type=parse_count, default=1, help="bilinear layers (default 1)")
     train.add_argument("--epochs", type=parse_count, default=20, help="epochs (default 20)")
     train.add_argument(
-        "--noise", type=float, default=0.4, help="input noise std in pixel units (default 0.4, the paper's)"
+        "--noise", type=non_negative, default=0.4, help="input noise std in pixel units (default 0.4, the paper's)"
     )
     train.add_argument("--batch-size", type=parse_count, help="default 2048, or n_train/20 on small data sets")
-    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    train.add_argument("--weight-decay", type=float, default=0.5, help="AdamW weight decay (default 0.5)")
+    train.add_argument("--lr", type=learning_rate, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    train.add_argument("--weight-decay", type=non_negative, default=0.5, help="AdamW weight decay (default 0.5)")
     train.add_argument("--bias", action="store_true", help="biases inside both branches")
     train.add_argument("--residual", action="store_true", help="residual connection around each layer")
     train.add_argument("--seed", type=int, default=0, help="initialisation, batch order and noise seed")

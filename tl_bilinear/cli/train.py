@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tl_bilinear.cli.args import add_run_flags, finite_float, parse_count
+from tl_bilinear.cli.args import add_run_flags, fraction, learning_rate, non_negative, parse_count
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
@@ -110,12 +110,12 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_optimiser_flags(p: argparse.ArgumentParser) -> None:
     """The optimiser and its schedule, and how the steps compute (precision, compile, SDPA)."""
-    p.add_argument("--lr", type=finite_float, help="peak learning rate")
-    p.add_argument("--final-lr-frac", type=finite_float, help="last-step lr as a fraction of --lr")
+    p.add_argument("--lr", type=learning_rate, help="peak learning rate")
+    p.add_argument("--final-lr-frac", type=fraction, help="last-step lr as a fraction of --lr")
     p.add_argument("--warmup", type=int, help="warm-up steps")
     p.add_argument("--schedule", choices=["linear", "cosine", "constant"])
-    p.add_argument("--weight-decay", type=finite_float)
-    p.add_argument("--grad-clip", type=finite_float)
+    p.add_argument("--weight-decay", type=non_negative)
+    p.add_argument("--grad-clip", type=non_negative)
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16"],

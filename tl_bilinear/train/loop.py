@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ import torch
 from torch import Tensor
 
 from tl_bilinear.model import RUN_CHECKPOINT
-from tl_bilinear.rundir import run_lock
 from tl_bilinear.train import distributed
 from tl_bilinear.train.budget import Clock, TimeBudget
 from tl_bilinear.train.config import TrainConfig
@@ -376,7 +374,7 @@ class Trainer:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> TrainResult:
     """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
 
-    Rank 0 holds the run directory's writer lock (``tl_bilinear.rundir.run_lock``) throughout.
+    Rank 0 holds the run directory's writer lock (``distributed.run_writer_lock``) throughout.
 
     Args:
         cfg: the run's settings.
@@ -392,6 +390,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **
         FileExistsError: if ``cfg.out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         RunLocked: if another process is writing into ``cfg.out_dir``.
     """
-    main = int(os.environ.get("RANK", "0")) == 0  # before the process group exists
-    with run_lock(cfg.out_dir, "tl-bilinear train") if main else contextlib.nullcontext():
+    with distributed.run_writer_lock(cfg.out_dir, "tl-bilinear train"):
         return Trainer(cfg, resume=resume, overwrite=overwrite, **kwargs).run()
