@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import learning_rate, non_negative, parse_count
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "0.1, noise 0.2), or auto (default: fashion on Fashion-MNIST, else paper); the flags below override it",
     )
     train.add_argument("--epochs", type=parse_count, help="epochs (default: the recipe's)")
-    train.add_argument("--noise", type=float, help="input noise std in pixel units (default: the recipe's)")
+    train.add_argument("--noise", type=non_negative, help="input noise std in pixel units (default: the recipe's)")
     train.add_argument("--batch-size", type=parse_count, help="default 2048, or n_train/20 on small data sets")
-    train.add_argument("--lr", type=float, help="AdamW learning rate (default: the recipe's, 1e-3)")
-    train.add_argument("--weight-decay", type=float, help="AdamW weight decay (default: the recipe's)")
+    train.add_argument("--lr", type=learning_rate, help="AdamW learning rate (default: the recipe's, 1e-3)")
+    train.add_argument("--weight-decay", type=non_negative, help="AdamW weight decay (default: the recipe's)")
     train.add_argument("--bias", action="store_true", help="biases inside both branches")
     train.add_argument("--residual", action="store_true", help="residual connection around each layer")
     train.add_argument("--seed", type=int, default=0, help="initialisation, batch order and noise seed")
