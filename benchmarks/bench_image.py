@@ -24,7 +24,7 @@ import torch
 
 from tl_bilinear.image import (
     ClassifierConfig,
-    TrainConfig,
+    accuracy,
     class_eigendecompose,
     hidden_decomposition,
     load_classifier,
@@ -32,6 +32,7 @@ from tl_bilinear.image import (
     mask_attack,
     rank_matched_cosines,
     read_run,
+    recipe,
     save_classifier,
     train_classifier,
     truncation_curve,
@@ -74,12 +75,27 @@ def toy_and() -> dict:
     }
 
 
-def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -> tuple:
+def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tuple:
+    """Train (or reuse from ``--save``) one model; the saved name spells out its settings."""
     data = load_data(spec)
     config = ClassifierConfig(
         image_shape=data.image_shape, n_classes=data.n_classes, d_model=args.d_model, residual=args.residual, seed=seed
     )
-    train = TrainConfig(epochs=args.epochs, noise=args.noise, weight_decay=args.weight_decay, seed=seed, progress=False)
+    train = recipe(
+        args.recipe,
+        data,
+        epochs=args.epochs,
+        noise=args.noise,
+        weight_decay=args.weight_decay,
+        lr=args.lr,
+        seed=seed,
+        progress=False,
+    )
+    residual = "-residual" if args.residual else ""
+    name = (
+        f"{kind}-d{args.d_model}{residual}-e{train.epochs}-wd{train.weight_decay}-n{train.noise}-lr{train.lr}-s{seed}"
+    )
+    out = args.save / name if args.save else None
     start, load_before = time.perf_counter(), machine()["loadavg"]
     if out is not None and (out / "classifier.json").exists():  # --save of an earlier run: reuse its model
         model, history = load_classifier(out), read_run(out)["history"]
@@ -88,17 +104,18 @@ def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -
         model, history = train_classifier(data, config, train)
         seconds = time.perf_counter() - start
     if out is not None:
-        save_classifier(model, out, data=spec, history=history)
+        save_classifier(model, out, data=spec, train_config=vars(train), history=history)
     result = {
         "data": spec,
         "d_model": args.d_model,
-        "epochs": args.epochs,
-        "noise": args.noise,
-        "weight_decay": args.weight_decay,
+        "epochs": train.epochs,
+        "noise": train.noise,
+        "weight_decay": train.weight_decay,
+        "lr": train.lr,
         "residual": args.residual,
         "seed": seed,
         "train_seconds": seconds,
-        "seconds_per_epoch": seconds / args.epochs,
+        "seconds_per_epoch": seconds / train.epochs,
         "loadavg_before": load_before,
         "loadavg_after": machine()["loadavg"],
         "test_accuracy": history["test_accuracy"][-1],
@@ -108,12 +125,18 @@ def train_and_measure(spec: str, args, seed: int = 0, out: Path | None = None) -
 
 
 def analyse(data, model) -> dict:
-    """Test accuracy from the decomposition and the truncation curve k = 0..30."""
+    """Train accuracy (clean images: under- or over-fitting), test accuracy from the decomposition, truncation k = 0..30."""
     ce = class_eigendecompose(model, dtype=torch.float64)
     images, labels = data.test_images.double().flatten(1), data.test_labels
     curve = truncation_curve(ce, images, labels, range(31))
     full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
-    return {"truncation": curve, "full_accuracy": full, "loss_at_10_pp": 100 * (full - curve[10])}
+    train = accuracy(model, data.train_images, data.train_labels)
+    return {
+        "train_accuracy": train,
+        "truncation": curve,
+        "full_accuracy": full,
+        "loss_at_10_pp": 100 * (full - curve[10]),
+    }
 
 
 def adversarial(data, model, rank: int | None) -> dict:
@@ -145,11 +168,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", help="MNIST data (an IDX folder or mnist.pkl.gz); skipped if absent")
     parser.add_argument("--fashion", help="Fashion-MNIST data (e.g. 'fashion' for the Debian package)")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--recipe", default="auto", help="training defaults (tl_bilinear.image.RECIPES, or auto)")
+    parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--d-model", type=int, default=512)
-    parser.add_argument("--noise", type=float, default=0.4)
-    parser.add_argument("--weight-decay", type=float, default=0.5)
+    parser.add_argument("--noise", type=float, help="default: the recipe's")
+    parser.add_argument("--weight-decay", type=float, help="default: the recipe's")
+    parser.add_argument("--lr", type=float, help="default: the recipe's")
     parser.add_argument("--residual", action="store_true", help="residual bilinear layer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the mnist and fashion sections' models")
     parser.add_argument("--seeds", type=int, default=3, help="models for the consistency section (0 skips it)")
     parser.add_argument(
         "--save", type=Path, help="folder to save the trained models in (models already there are reused)"
@@ -173,22 +199,16 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
         logging.info("%s: %s", name, json.dumps(value)[:2000])
 
-    def saved(name):
-        return args.save and args.save / name
-
     if "toy" in sections:
         record("toy_and", toy_and())
     if args.mnist and "mnist" in sections:
-        data, model, result = train_and_measure(args.mnist, args, 0, saved("mnist"))
+        data, model, result = train_and_measure(args.mnist, args, args.seed)
         record("mnist", {**result, **analyse(data, model)})
     if args.fashion and "fashion" in sections:
-        data, model, result = train_and_measure(args.fashion, args, 0, saved("fashion"))
+        data, model, result = train_and_measure(args.fashion, args, args.seed, "fashion")
         record("fashion", {**result, **analyse(data, model)})
     if args.mnist and "consistency" in sections and args.seeds > 1:
-        runs = [
-            train_and_measure(args.mnist, args, seed, saved(f"mnist-seed{seed}" if seed else "mnist"))
-            for seed in range(args.seeds)
-        ]
+        runs = [train_and_measure(args.mnist, args, seed) for seed in range(args.seeds)]
         cosines = rank_matched_cosines([class_eigendecompose(r[1], k=1, dtype=torch.float64) for r in runs])
         record(
             "consistency",
@@ -204,8 +224,7 @@ def main() -> None:
         attacked = argparse.Namespace(
             **{**vars(args), "noise": noise, "weight_decay": wd, "epochs": epochs, "residual": True}
         )
-        name = f"mnist-adv-noise{noise}-wd{wd}-e{epochs}"
-        data, model, result = train_and_measure(args.mnist, attacked, 0, saved(name))
+        data, model, result = train_and_measure(args.mnist, attacked, 0, "mnist-adversarial")
         rank = None if args.adversarial_rank == "all" else int(args.adversarial_rank)
         record("adversarial", {**result, **adversarial(data, model, rank)})
     record("machine_end", machine())

@@ -133,7 +133,10 @@ def test_rotary_odd_d_head_names_the_fix(tmp_path, capsys):
     [
         (["--lr", "inf"], ["--lr", "'inf' is not a finite number"]),
         (["--lr", "nan"], ["--lr", "'nan'"]),
-        (["--lr", "1e6"], ["lr must be a finite number in (0, 1]", "1000000.0"]),
+        (["--lr", "1e6"], ["--lr", "'1e6' must be a finite number in (0, 1]"]),
+        (["--lr", "0"], ["--lr", "'0' must be a finite number in (0, 1]"]),
+        (["--final-lr-frac", "2"], ["--final-lr-frac", "in [0, 1]"]),
+        (["--weight-decay", "-1"], ["--weight-decay", "'-1' must be a finite number >= 0"]),
         (["--final-lr-frac", "nan"], ["--final-lr-frac", "'nan'"]),
         (["--weight-decay", "inf"], ["--weight-decay", "'inf'"]),
         (["--grad-clip=-inf"], ["--grad-clip", "'-inf'"]),
@@ -144,6 +147,29 @@ def test_train_refuses_non_finite_and_absurd_floats_before_anything_is_written(f
         *run_main("train", "--out", tmp_path / "run", "--preset", "ts-micro", *flags, capsys=capsys), *needles
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "needle"),
+    [
+        (["anneal", "RUN", "--tokens", "1k"], "--lr", "inf", "'inf' is not a finite number"),
+        (["anneal", "RUN", "--tokens", "1k"], "--lr", "2", "in (0, 1]"),
+        (["anneal", "RUN", "--tokens", "1k"], "--anneal-frac", "nan", "'nan' is not a finite number"),
+        (["anneal", "RUN", "--tokens", "1k"], "--anneal-frac", "0", "in (0, 1]"),
+        (["anneal", "RUN", "--tokens", "1k"], "--start-beta", "inf", "'inf' is not a finite number"),
+        (["anneal", "RUN", "--tokens", "1k"], "--start-beta", "0", "> 0"),
+        (["image", "train"], "--noise", "nan", "'nan' is not a finite number"),
+        (["image", "train"], "--lr", "inf", "'inf' is not a finite number"),
+        (["image", "train"], "--lr", "1e6", "in (0, 1]"),
+        (["image", "train"], "--weight-decay", "-inf", "'-inf' is not a finite number"),
+        (["sae", "train", "RUN", "--layer", "0"], "--lr", "nan", "'nan' is not a finite number"),
+        (["sae", "train", "RUN", "--layer", "0"], "--lr", "1e6", "in (0, 1]"),
+    ],
+)
+def test_every_float_flag_is_finite_and_in_its_range(command, flag, value, needle, tmp_path, capsys):
+    status, err = run_main(*command, "--out", tmp_path / "out", f"{flag}={value}", capsys=capsys)
+    one_clear_line(status, err, flag, needle)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_config_file_with_an_absurd_lr_is_one_clear_line(tmp_path, capsys):

@@ -15,7 +15,16 @@ import pytest
 
 import tl_bilinear
 from tests.helpers.cli import one_clear_line, run_main
-from tests.helpers.runs import copy_run, make_run, snapshot, tiny_train_flags
+from tests.helpers.runs import (
+    TOKENS_PER_STEP,
+    copy_run,
+    lock_elsewhere,
+    lock_held_elsewhere,
+    make_run,
+    snapshot,
+    tiny_config,
+    tiny_train_flags,
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +97,115 @@ def test_a_stale_lock_is_taken_over_and_locks_nest(tmp_path, caplog):
     with run_lock(tmp_path / "new", "test"):
         pass
     assert not (tmp_path / "new").exists()  # created for the lock, left empty: removed
+
+
+def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
+    from tl_bilinear.data import train_tokenizer
+    from tl_bilinear.rundir import LOCK_FILE, RunLocked, run_lock
+
+    target = copy_run(run, tmp_path / "run")
+    model, docs = tl_bilinear.load(target), ["once upon a time there was a dog"] * 20
+    with lock_held_elsewhere(target) as holder:
+        before = snapshot(target)
+        for write in (
+            lambda: tl_bilinear.save(model, target / "checkpoint"),
+            lambda: train_tokenizer(docs, vocab_size=260, out_dir=target / "checkpoint" / "tokenizer"),
+        ):
+            with pytest.raises(RunLocked) as refused:
+                write()
+            assert str(target) in str(refused.value) and f"pid {holder}" in str(refused.value)
+        assert snapshot(target) == before
+    with run_lock(target, "test"):  # a caller holding the lock (the trainer, the demo) writes through it
+        tl_bilinear.save(model, target / "checkpoint", note="nested")
+        train_tokenizer(docs, vocab_size=260, out_dir=target / "tokenizer", show_progress=False)
+        assert json.loads((target / LOCK_FILE).read_text())["pid"] == os.getpid()  # still held, still ours
+    assert json.loads((target / "checkpoint" / "config.json").read_text())["note"] == "nested"
+    assert not (target / LOCK_FILE).exists()
+    alone = tl_bilinear.save(model, tmp_path / "alone")  # in no run: it locks itself, swapped away by the save
+    assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
+
+
+def test_every_directory_writer_takes_the_lock_of_the_run_it_writes_into(run, tmp_path, capsys):
+    from tl_bilinear.hf import to_hf
+    from tl_bilinear.image import BilinearClassifier, ClassifierConfig, save_classifier
+    from tl_bilinear.rundir import RunLocked
+    from tl_bilinear.sae import SAEConfig, TopKSAE, save_sae
+
+    target = copy_run(run, tmp_path / "run")
+    model = tl_bilinear.load(target)
+    sae = TopKSAE(SAEConfig(d_in=model.cfg.d_model, d_sae=8, k=2))
+    classifier = BilinearClassifier(ClassifierConfig(image_shape=(4, 4), n_classes=3, d_model=8))
+    with lock_held_elsewhere(target) as holder:
+        before = snapshot(target)
+        for write in (
+            lambda: to_hf(model, target / "hf"),
+            lambda: save_sae(sae, target / "sae"),
+            lambda: save_classifier(classifier, target / "classifier"),
+        ):
+            with pytest.raises(RunLocked, match=f"pid {holder} "):
+                write()
+        one_clear_line(*run_main("export", target, "--out", target / "hf", capsys=capsys), f"pid {holder} ")
+        assert snapshot(target) == before
+
+
+def test_a_whole_run_is_never_replaced_and_a_lock_never_leaves_its_directory(run, tmp_path, capsys):
+    from tl_bilinear.hf import to_hf
+    from tl_bilinear.rundir import LOCK_FILE, run_lock
+
+    target = copy_run(run, tmp_path / "run")
+    model, before = tl_bilinear.load(target), snapshot(target)
+    for write in (lambda: tl_bilinear.save(model, target), lambda: to_hf(model, target)):
+        with pytest.raises(FileExistsError, match="holds a training run .*checkpoint/ \\(step 3\\).*/checkpoint"):
+            write()
+    one_clear_line(*run_main("export", target, "--out", target, capsys=capsys), "holds a training run", "Nothing")
+    assert snapshot(target) == before
+    alone = tmp_path / "alone"
+    with run_lock(alone, "test"):  # a directory that holds its own lock, replaced twice as a whole
+        held = (alone / LOCK_FILE).stat().st_ino
+        for _ in range(2):
+            tl_bilinear.save(model, alone)
+            assert (alone / LOCK_FILE).stat().st_ino == held  # the lock followed the new directory
+            assert lock_elsewhere(alone).startswith(f"refused: {str(alone)!r} is being written by pid {os.getpid()}")
+    assert not (alone / LOCK_FILE).exists() and tl_bilinear.load(alone).cfg.d_model == model.cfg.d_model
+
+
+def test_two_writers_of_one_run_contend_whatever_is_on_disk(run, tmp_path):
+    from tl_bilinear.rundir import RunLocked, writing_into
+
+    fresh = tmp_path / "fresh"  # nothing of a run exists yet: a save or a tokenizer into its parts comes first
+    for part in (fresh / "checkpoint", fresh / "checkpoint" / "tokenizer", fresh / "tokenizer"):
+        with writing_into(part, "first"):
+            assert lock_elsewhere(fresh).startswith(f"refused: {str(fresh)!r}")  # e.g. `train --out fresh`
+    starting = tmp_path / "starting"  # `train --out starting` has locked it and written nothing yet
+    model = tl_bilinear.load(run)
+    with lock_held_elsewhere(starting) as holder:
+        for path in (starting / "checkpoint", starting / "new"):
+            with pytest.raises(RunLocked, match=f"pid {holder} "):
+                tl_bilinear.save(model, path)
+        assert sorted(p.name for p in starting.iterdir()) == [".tl-bilinear.lock"]
+    from tl_bilinear.rundir import run_of  # the rule: by name alone
+
+    assert run_of(tmp_path / "r" / "checkpoint" / "tokenizer") == run_of(tmp_path / "r" / "metrics.jsonl")
+    assert run_of(tmp_path / "r" / "checkpoint") == run_of(tmp_path / "r") == tmp_path / "r"
+    assert run_of(tmp_path / "r" / "hf") == tmp_path / "r" / "hf"
+
+
+def test_a_trainer_trains_its_tokenizer_inside_its_own_lock(tmp_path, tokenizer_dir):
+    from tl_bilinear.train import train
+
+    fields = dict(tokenizer=None, tokenizer_docs=300, total_tokens=TOKENS_PER_STEP, eval_every=0, save_every=0)
+    result = train(tiny_config(tmp_path / "run", tokenizer_dir, eval_batches=1, **fields))  # train_tokenizer nests
+    assert result.step == 1 and (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
+    assert not (tmp_path / "run" / ".tl-bilinear.lock").exists()
+
+
+def test_a_released_lock_removes_only_its_own_file(tmp_path):
+    from tl_bilinear.rundir import LOCK_FILE, run_lock
+
+    with run_lock(tmp_path, "test"):
+        (tmp_path / LOCK_FILE).rename(tmp_path / "swapped-away")  # as a save into the locked directory does
+        (tmp_path / LOCK_FILE).write_text("{}")  # a later writer's lock file
+    assert (tmp_path / LOCK_FILE).read_text() == "{}"
 
 
 def tl_process(*args):

@@ -27,14 +27,13 @@ from tl_bilinear.compat import (
     load_tl_state,
     tl_state_dict,
 )
+from tl_bilinear.rundir import RUN_CHECKPOINT  # inside a run directory, the latest complete checkpoint
 
 CHECKPOINT_FORMAT = "tl-bilinear-checkpoint"
 CHECKPOINT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
-#: Inside a run directory, the latest complete checkpoint lives here.
-RUN_CHECKPOINT = "checkpoint"
 #: Restore advice for a damaged file.
 _RESTORE = "restore it from a copy (or retrain)"
 #: Saved buffers a checkpoint may leave out (they are rebuilt from the config).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: Larger learning rates are refused as typos (AdamW diverges far below this): ``TrainConfig`` and every ``--lr``.
+MAX_LR = 1.0
+
 
 def check_int(name: str, value: object, low: int = 1, high: int | None = None, *, allow_none: bool = False) -> int:
     """Return ``value`` if it is a Python int (not a bool) in ``[low, high]``, else raise.

@@ -205,6 +205,7 @@ def to_hf(model: Any, path: str | os.PathLike, *, tokenizer: Any = None) -> Path
     Raises:
         ValueError: if the model is not exactly a linear-activation Llama (the message names
             every field that differs).
+        RunLocked: if ``path`` lies in a run another process is writing (``atomic_directory``).
     """
     from safetensors.torch import save_file
     from transformers import GenerationConfig
@@ -214,7 +215,7 @@ def to_hf(model: Any, path: str | os.PathLike, *, tokenizer: Any = None) -> Path
     state, flags = hf_state_dict(model)
     config = llama_config(model, flags)
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, "tl_bilinear.to_hf") as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         GenerationConfig.from_model_config(config).save_pretrained(str(tmp))
         if tokenizer is not None:

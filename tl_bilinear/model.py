@@ -39,6 +39,7 @@ from tl_bilinear.compat import (
     tl_state_dict,
 )
 from tl_bilinear.config import get_config, is_bias
+from tl_bilinear.rundir import carry_lock, refuse_replacing_run, writing_into
 
 
 def freeze_biases(model: HookedTransformer) -> HookedTransformer:
@@ -147,8 +148,14 @@ def _fsync_tree(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
-    """Build a directory elsewhere, then swap it into ``target`` in two renames.
+def atomic_directory(target: str | os.PathLike, command: str | None = None) -> Iterator[Path]:
+    """Build a directory elsewhere, then swap it into ``target`` in two renames, under the run's lock.
+
+    Every directory writer goes through it (``save``, ``to_hf``, the trainer's checkpoints,
+    ``save_sae``, ``save_classifier``, ...), so each holds the writer lock of the run
+    ``target`` lies in (``tl_bilinear.rundir.writing_into``) from before the temporary
+    directory exists until the swap is done; a caller that holds it already (the trainer)
+    takes it again at once.
 
     Yields a fresh temporary sibling directory. On success the old ``target`` (if any)
     is renamed to ``.<name>.old``, the new one renamed into place, and the old removed.
@@ -159,11 +166,27 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 
     Args:
         target: the directory to (re)place.
+        command: what is writing, shown to a second writer (default: ``"writing <name>/"``).
 
     Yields:
         The temporary directory to write into.
+
+    Raises:
+        RunLocked: if another process is writing into that run; nothing is written.
+        FileExistsError: if ``target`` holds a training run (``checkpoint/``: replacing it would
+            lose the run; write to ``target/checkpoint`` instead), or ``target`` (or the run
+            directory it lies in) is an existing file.
     """
     target = Path(target)
+    with writing_into(target, command or f"writing {target.name}/") as run:
+        refuse_replacing_run(target)
+        with _swapped_in(target, keep_lock=run == target) as tmp:
+            yield tmp
+
+
+@contextmanager
+def _swapped_in(target: Path, keep_lock: bool) -> Iterator[Path]:
+    """``atomic_directory`` once locked; ``keep_lock``: ``target`` holds the lock file, which the new one gets."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary, shareable directory
@@ -171,6 +194,8 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
+        if keep_lock:
+            carry_lock(target, tmp)
         _recover(target)
         if old.exists():
             shutil.rmtree(old)
@@ -217,6 +242,9 @@ def _exchange(new: Path, target: Path) -> bool:
 def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = None, **extra: Any) -> Path:
     """Save ``model`` (and its tokenizer) as a checkpoint directory, atomically.
 
+    Holds the writer lock of the run ``path`` lies in (``tl_bilinear.rundir.writing_into``;
+    e.g. ``RUN`` for ``RUN/checkpoint``), taken again at once by a caller that holds it.
+
     Args:
         model: the model.
         path: the checkpoint directory to create or replace.
@@ -225,8 +253,14 @@ def save(model: HookedTransformer, path: str | os.PathLike, *, tokenizer: Any = 
 
     Returns:
         The checkpoint directory.
+
+    Raises:
+        RunLocked: if another process is writing into that run (the message names the run
+            and the holder's pid); nothing is written.
+        FileExistsError: if ``path`` is an existing file, or a training run's directory
+            (save into ``RUN/checkpoint`` to replace its checkpoint).
     """
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, "tl_bilinear.save") as tmp:
         write_model_files(tmp, model, tokenizer=tokenizer, extra=extra)
     return Path(path)
 

@@ -5,8 +5,7 @@ import itertools
 import pytest
 
 import tl_bilinear
-from tests.train.conftest import tiny_config
-from tl_bilinear.data import load_tokenizer
+from tests.helpers.runs import tiny_config
 from tl_bilinear.train import train
 
 
@@ -29,7 +28,7 @@ def swiglu_run(tmp_path_factory, tokenizer_dir):
     """A run directory: a 1-layer d_model-32 SwiGLU model trained 6 steps on the built-in corpus."""
     out = tmp_path_factory.mktemp("swiglu")
     cfg = tiny_config(out, str(tokenizer_dir))
-    cfg.model_overrides.update(act_fn="silu", d_vocab=len(load_tokenizer(tokenizer_dir)))
+    cfg.model_overrides.update(act_fn="silu")
     train(cfg)
     return out
 

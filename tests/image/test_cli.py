@@ -43,7 +43,7 @@ def test_report_writes_self_contained_html(run_dir, tmp_path):
     ("args", "needles"),
     [
         (["train", "--data", "mnsit"], ["data 'mnsit' is none of the known forms", "digits", "fashion=DIR"]),
-        (["train", "--noise", "nan"], ["noise=nan must be a finite number"]),
+        (["train", "--noise", "nan"], ["--noise", "'nan' is not a finite number"]),
         (["eval", "RUN", "--k-max", "65"], ["--k-max 65 must be in [0, 64]"]),
         (["report", "RUN", "--target", "10"], ["class index 10 is out of range"]),
         (["eval", "nowhere"], ["is not a saved image classifier"]),

@@ -1,14 +1,13 @@
-"""Tiny training set-ups: a real BPE tokenizer on the built-in corpus, a 1-layer model."""
+"""The trainer's tests: a real BPE tokenizer on the built-in corpus and ``tiny`` run configs (tests/helpers/runs.py)."""
 
 import itertools
 
 import pytest
 
+from tests.helpers.runs import tiny_config
 from tl_bilinear.data import iter_documents, train_tokenizer
-from tl_bilinear.train import TrainConfig
 
 VOCAB = 320
-N_CTX = 32
 
 
 @pytest.fixture(scope="session")
@@ -20,32 +19,8 @@ def tokenizer_dir(tmp_path_factory):
     return str(path)
 
 
-def tiny_config(out_dir, tokenizer_dir, **overrides) -> TrainConfig:
-    """A 1-layer d_model-32 bilinear model trained for 6 steps of 4 x 32 tokens on CPU."""
-    fields = dict(
-        out_dir=str(out_dir),
-        preset="ts-micro",
-        tokenizer=tokenizer_dir,
-        model_overrides=dict(d_vocab=VOCAB, n_ctx=N_CTX, d_model=32, n_heads=2, n_layers=1),
-        total_tokens=6 * 4 * N_CTX,
-        batch_size=4,
-        lr=3e-3,
-        warmup_steps=2,
-        eval_every=3,
-        eval_batches=2,
-        save_every=3,
-        log_every=1,
-        progress=False,
-        device="cpu",
-        precision="fp32",
-        num_threads=1,
-    )
-    fields.update(overrides)
-    return TrainConfig(**fields)
-
-
 @pytest.fixture()
 def tiny(tmp_path, tokenizer_dir):
-    """``tiny(**overrides)`` -> a TrainConfig writing to a fresh directory."""
+    """``tiny(**overrides)`` -> a ``tiny_config`` TrainConfig writing to a fresh directory."""
     counter = itertools.count()
     return lambda **kw: tiny_config(kw.pop("out_dir", tmp_path / f"run{next(counter)}"), tokenizer_dir, **kw)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import add_run_flags, finite_in, learning_rate, parse_count, positive
 from tl_bilinear.cli.train import _TRAIN_FLAGS
 
 #: TrainConfig fields an annealing run inherits from the source run (flags override them).
@@ -32,21 +32,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("run", metavar="RUN", help="the source checkpoint or run directory (gated MLP, SiLU/GELU gate)")
     p.add_argument("--out", required=True, help="the new run directory")
     p.add_argument("--tokens", type=parse_count, required=True, help="token budget of the annealing run, e.g. 2M")
-    p.add_argument("--anneal-frac", type=float, default=0.3, help="fraction of the run over which beta falls (0.3)")
+    p.add_argument(
+        "--anneal-frac",
+        type=finite_in(0, 1, low_open=True),
+        default=0.3,
+        help="fraction of the run over which beta falls (0.3)",
+    )
     p.add_argument("--beta-schedule", choices=["linear", "cosine"], default="linear", help="how beta falls")
-    p.add_argument("--start-beta", type=float, help="beta at the start (default 1 for SiLU, 1.702 for GELU)")
+    p.add_argument("--start-beta", type=positive, help="beta at the start (default 1 for SiLU, 1.702 for GELU)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--data", help="text source (default: RUN's)")
     p.add_argument("--batch-size", type=int, help="sequences per step (default: RUN's)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: RUN's)")
+    p.add_argument("--lr", type=learning_rate, help="peak learning rate (default: RUN's)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default 50)")
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_flags(p)
     p.set_defaults(func=run_anneal)
     return p
 
@@ -65,21 +64,23 @@ def run_anneal(args: argparse.Namespace) -> int:
     """Run ``anneal``."""
     from tl_bilinear.convert import anneal_to_bilinear
     from tl_bilinear.model import TOKENIZER_DIR, load, read_checkpoint_config, resolve_checkpoint
+    from tl_bilinear.train.distributed import run_writer_lock
 
-    meta = read_checkpoint_config(args.run)
-    model = load(args.run)
-    tokenizer_dir = resolve_checkpoint(args.run) / TOKENIZER_DIR
-    result = anneal_to_bilinear(
-        model,
-        args.out,
-        total_tokens=args.tokens,
-        anneal_frac=args.anneal_frac,
-        beta_schedule=args.beta_schedule,
-        start_beta=args.start_beta,
-        resume=args.resume,
-        tokenizer=str(tokenizer_dir) if tokenizer_dir.is_dir() else None,
-        **anneal_fields(args, meta),
-    )
+    with run_writer_lock(args.out, "tl-bilinear anneal"):  # before loading: a second writer is refused at once
+        meta = read_checkpoint_config(args.run)
+        model = load(args.run)
+        tokenizer_dir = resolve_checkpoint(args.run) / TOKENIZER_DIR
+        result = anneal_to_bilinear(
+            model,
+            args.out,
+            total_tokens=args.tokens,
+            anneal_frac=args.anneal_frac,
+            beta_schedule=args.beta_schedule,
+            start_beta=args.start_beta,
+            resume=args.resume,
+            tokenizer=str(tokenizer_dir) if tokenizer_dir.is_dir() else None,
+            **anneal_fields(args, meta),
+        )
     run = result.train
     if run is not None and run.interrupted:
         sys.stdout.write(f"interrupted at step {run.step}/{run.max_steps} (resume with --resume)\n")

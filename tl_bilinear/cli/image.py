@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import learning_rate, non_negative, parse_count
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--out", type=Path, required=True, help="run directory to create")
     train.add_argument("--hidden", type=parse_count, default=512, help="d_model = d_mlp (default 512)")
     train.add_argument("--layers", type=parse_count, default=1, help="bilinear layers (default 1)")
-    train.add_argument("--epochs", type=parse_count, default=20, help="epochs (default 20)")
     train.add_argument(
-        "--noise", type=float, default=0.4, help="input noise std in pixel units (default 0.4, the paper's)"
+        "--recipe",
+        default="auto",
+        help="training defaults: paper (20 epochs, weight decay 0.5, noise 0.4), fashion (40 epochs, weight decay "
+        "0.1, noise 0.2), or auto (default: fashion on Fashion-MNIST, else paper); the flags below override it",
     )
+    train.add_argument("--epochs", type=parse_count, help="epochs (default: the recipe's)")
+    train.add_argument("--noise", type=non_negative, help="input noise std in pixel units (default: the recipe's)")
     train.add_argument("--batch-size", type=parse_count, help="default 2048, or n_train/20 on small data sets")
-    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    train.add_argument("--weight-decay", type=float, default=0.5, help="AdamW weight decay (default 0.5)")
+    train.add_argument("--lr", type=learning_rate, help="AdamW learning rate (default: the recipe's, 1e-3)")
+    train.add_argument("--weight-decay", type=non_negative, help="AdamW weight decay (default: the recipe's)")
     train.add_argument("--bias", action="store_true", help="biases inside both branches")
     train.add_argument("--residual", action="store_true", help="residual connection around each layer")
     train.add_argument("--seed", type=int, default=0, help="initialisation, batch order and noise seed")
@@ -78,10 +82,12 @@ def run_train(args: argparse.Namespace) -> int:
     Raises:
         FileExistsError: if the run directory exists and --force is not given.
     """
-    from tl_bilinear.image import ClassifierConfig, TrainConfig, load_data, save_classifier, train_classifier
+    from tl_bilinear.image import ClassifierConfig, load_data, recipe, save_classifier, train_classifier
 
     if args.out.exists() and not args.force:
         raise FileExistsError(f"{args.out} exists; pass --force to replace it or choose another --out")
+    if args.recipe != "auto":
+        recipe(args.recipe)  # an unknown name fails before the data is read
     data = load_data(args.data)
     config = ClassifierConfig(
         image_shape=data.image_shape,
@@ -93,7 +99,9 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     batch_size = args.batch_size or min(2048, max(16, len(data.train_images) // 20))
-    train = TrainConfig(
+    train = recipe(
+        args.recipe,
+        data,
         epochs=args.epochs,
         batch_size=batch_size,
         lr=args.lr,

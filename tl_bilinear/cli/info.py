@@ -7,8 +7,12 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from tl_bilinear.config import is_bias
+
+if TYPE_CHECKING:
+    from tl_bilinear.checkpoint import CheckpointReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -56,52 +60,81 @@ def run_info(args: argparse.Namespace) -> int:
         ValueError: if neither a checkpoint nor --presets is given.
         FileNotFoundError: if there is no checkpoint at all.
     """
-    from tl_bilinear.config import get_config, get_preset, list_presets
-
     if args.presets:
-        for name in list_presets():
-            cfg = get_config(name)
-            layers = f"{cfg.n_layers} layer{'s' * (cfg.n_layers != 1)}"
-            sys.stdout.write(
-                f"{name:10s} {layers}, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
-                f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
-                f"[{get_preset(name).source}]\n"
-            )
+        sys.stdout.write("".join(_preset_lines()))
         return 0
     if not args.checkpoint:
         raise ValueError("give a checkpoint directory, or --presets")
-    from tl_bilinear.checkpoint import inspect_checkpoint, read_json_object
+    from tl_bilinear.checkpoint import inspect_checkpoint
 
     report = inspect_checkpoint(args.checkpoint)
     if report.meta is None:  # config.json unreadable: only the problem can be reported
         _write_problems(report.problems, args.json, str(report.directory))
         return 0
+    info = _checkpoint_info(report)
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return 0
+    sys.stdout.write("".join(_report_lines(info)))
+    _write_problems(report.problems, False, str(report.directory))
+    return 0
+
+
+def _preset_lines() -> list[str]:
+    """One line per model preset: its shape and where it comes from."""
+    from tl_bilinear.config import get_config, get_preset, list_presets
+
+    lines = []
+    for name in list_presets():
+        cfg = get_config(name)
+        layers = f"{cfg.n_layers} layer{'s' * (cfg.n_layers != 1)}"
+        lines.append(
+            f"{name:10s} {layers}, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
+            f"{cfg.n_heads} heads, n_ctx {cfg.n_ctx}, d_vocab {cfg.d_vocab}  "
+            f"[{get_preset(name).source}]\n"
+        )
+    return lines
+
+
+#: The model config fields ``info`` shows.
+_MODEL_FIELDS = (
+    "n_layers",
+    "d_model",
+    "d_mlp",
+    "n_heads",
+    "d_head",
+    "n_ctx",
+    "d_vocab",
+    "act_fn",
+    "gated_mlp",
+    "normalization_type",
+    "positional_embedding_type",
+    "dtype",
+)
+
+
+def _checkpoint_info(report: CheckpointReport) -> dict[str, Any]:
+    """What ``info`` shows of a checkpoint whose ``config.json`` could be read (``--json`` prints it).
+
+    Args:
+        report: ``tl_bilinear.checkpoint.inspect_checkpoint``'s report (``meta`` not None).
+
+    Returns:
+        The checkpoint, preset, step, tokens, parameter counts (None when the weights are
+        unreadable), model fields, train config, the last losses (when ``trainer_state.json``
+        is readable) and the problems found.
+    """
+    from tl_bilinear.checkpoint import read_json_object
+
     directory, meta = report.directory, report.meta
-    counts = parameter_counts(report.shapes) if report.shapes is not None else None
     m = meta["model_config"]
     info = {
         "checkpoint": str(directory),
         "preset": meta.get("preset"),
         "step": meta.get("step"),
         "tokens": meta.get("tokens"),
-        "parameters": counts,
-        "model": {
-            k: m.get(k)
-            for k in (
-                "n_layers",
-                "d_model",
-                "d_mlp",
-                "n_heads",
-                "d_head",
-                "n_ctx",
-                "d_vocab",
-                "act_fn",
-                "gated_mlp",
-                "normalization_type",
-                "positional_embedding_type",
-                "dtype",
-            )
-        },
+        "parameters": parameter_counts(report.shapes) if report.shapes is not None else None,
+        "model": {k: m.get(k) for k in _MODEL_FIELDS},
         "train_config": meta.get("train_config"),
     }
     state_file = directory / "trainer_state.json"
@@ -109,21 +142,20 @@ def run_info(args: argparse.Namespace) -> int:
         saved = read_json_object(state_file)
         info["val_loss"], info["train_loss"] = saved.get("val_loss"), saved.get("train_loss")
     info["problems"] = report.problems
-    if args.json:
-        sys.stdout.write(json.dumps(info, indent=2) + "\n")
-        return 0
-    w = sys.stdout.write
-    w(f"checkpoint  {info['checkpoint']}\npreset      {info['preset']}\n")
-    w("model       " + ", ".join(f"{k}={v}" for k, v in info["model"].items()) + "\n")
-    for part, n in (counts or {}).items():
-        w(f"  {part:22s} {n:>12,}\n")
+    return info
+
+
+def _report_lines(info: dict[str, Any]) -> list[str]:
+    """``_checkpoint_info`` as ``info``'s text lines (problems follow them)."""
+    lines = [f"checkpoint  {info['checkpoint']}\n", f"preset      {info['preset']}\n"]
+    lines.append("model       " + ", ".join(f"{k}={v}" for k, v in info["model"].items()) + "\n")
+    lines += [f"  {part:22s} {n:>12,}\n" for part, n in (info["parameters"] or {}).items()]
     if info["step"] is not None:
-        w(f"trained     step {info['step']}, {info['tokens']:,} tokens")
+        trained = f"trained     step {info['step']}, {info['tokens']:,} tokens"
         if info.get("val_loss") is not None:
-            w(f", val loss {info['val_loss']:.4f} nats/token (perplexity {math.exp(info['val_loss']):.2f})")
-        w("\n")
-    _write_problems(report.problems, False, str(directory))
-    return 0
+            trained += f", val loss {info['val_loss']:.4f} nats/token (perplexity {math.exp(info['val_loss']):.2f})"
+        lines.append(trained + "\n")
+    return lines
 
 
 def _write_problems(problems: list[str], as_json: bool, checkpoint: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tl_bilinear.cli.args import parse_count
+from tl_bilinear.cli.args import learning_rate, parse_count
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--k", type=parse_count, default=30, help="features kept per token (default 30)")
     train.add_argument("--expansion", type=parse_count, default=4, help="d_sae / d_model (default 4)")
     train.add_argument(
-        "--lr", type=float, default=4e-3, help="Adam learning rate, cosine decay (default 4e-3; the paper's: 1e-4)"
+        "--lr",
+        type=learning_rate,
+        default=4e-3,
+        help="Adam learning rate, cosine decay (default 4e-3; the paper's: 1e-4)",
     )
     train.add_argument(
         "--batch-size", type=parse_count, default=1024, help="activations per step (default 1024; the paper's: 4096)"

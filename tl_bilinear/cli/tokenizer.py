@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tl_bilinear.cli.args import parse_count
-from tl_bilinear.rundir import LOCK_FILE, enclosing_run, run_lock
+from tl_bilinear.rundir import LOCK_FILE, writing_into
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def run_tokenizer(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out(out, args.overwrite)  # before locking (which creates the folder) and training
-    with run_lock(enclosing_run(out), "tl-bilinear tokenizer"):
+    with writing_into(out, "tl-bilinear tokenizer"):
         _check_out(out, args.overwrite)  # again, now that no other writer can change it
         docs = iter_documents(args.data, seed=args.seed)
         tok = train_tokenizer(

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tl_bilinear.cli.args import finite_float, parse_count
+from tl_bilinear.cli.args import add_run_flags, fraction, learning_rate, non_negative, parse_count
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
@@ -87,6 +87,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)"
     )
     p.add_argument("--config", help="a TrainConfig JSON file (flags override it)")
+    _add_data_flags(p)
+    _add_optimiser_flags(p)
+    p.add_argument("--eval-batches", type=int)
+    add_run_flags(p)
+    p.add_argument("--wandb-project", help="also log to this wandb project (needs wandb)")
+    _add_model_flags(p)
+    p.set_defaults(func=run_train)
+    return p
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """What is trained on, and how much: preset, data, tokenizer, token budget, batch."""
     p.add_argument("--preset", help="model preset (default ts-tiny; see `tl-bilinear info --presets`)")
     p.add_argument("--data", help="'builtin', a local file/directory, or a Hugging Face dataset name")
     p.add_argument("--tokenizer", help="tokenizer directory or SentencePiece .model (default: train one)")
@@ -94,12 +106,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--tokens", type=parse_count, help="token budget, e.g. 20M (whole steps of batch x n_ctx, >= 1)")
     p.add_argument("--batch-size", type=int, help="sequences per optimizer step (all processes)")
     p.add_argument("--grad-accum", type=int, help="micro-batches per step")
-    p.add_argument("--lr", type=finite_float, help="peak learning rate")
-    p.add_argument("--final-lr-frac", type=finite_float, help="last-step lr as a fraction of --lr")
+
+
+def _add_optimiser_flags(p: argparse.ArgumentParser) -> None:
+    """The optimiser and its schedule, and how the steps compute (precision, compile, SDPA)."""
+    p.add_argument("--lr", type=learning_rate, help="peak learning rate")
+    p.add_argument("--final-lr-frac", type=fraction, help="last-step lr as a fraction of --lr")
     p.add_argument("--warmup", type=int, help="warm-up steps")
     p.add_argument("--schedule", choices=["linear", "cosine", "constant"])
-    p.add_argument("--weight-decay", type=finite_float)
-    p.add_argument("--grad-clip", type=finite_float)
+    p.add_argument("--weight-decay", type=non_negative)
+    p.add_argument("--grad-clip", type=non_negative)
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16"],
@@ -112,14 +128,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="SDPA training forwards (default on)",
     )
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--eval-batches", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads")
-    p.add_argument("--wandb-project", help="also log to this wandb project (needs wandb)")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The model's fields on top of the preset: a baseline, the MLP's activation and width, any field."""
     p.add_argument(
         "--baseline",
         choices=["bilinear", "reglu", "geglu", "swiglu", "mlp-gelu"],
@@ -136,9 +148,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="any HookedTransformerConfig field, e.g. --set n_layers=2 (repeatable)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train)
-    return p
 
 
 def train_config_from_args(args: argparse.Namespace) -> Any:

@@ -25,6 +25,7 @@ from tl_bilinear.convert.finetune import FinetuneTrainer, train_config_for, trai
 from tl_bilinear.convert.swish import SCHEDULES, beta_at, check_annealable, install_swish_gates, swish0_to_bilinear
 from tl_bilinear.model import load, read_checkpoint_config
 from tl_bilinear.train import ResumeMismatch, TrainConfig, TrainResult
+from tl_bilinear.train.distributed import run_writer_lock
 
 logger = logging.getLogger(__name__)
 #: In the run directory: the annealing settings (checked on resume).
@@ -172,22 +173,25 @@ def anneal_to_bilinear(
         ValueError: for a model without a gated MLP or with a non-Swish gate, a bad
             ``anneal_frac`` / ``beta_schedule`` / ``start_beta``, or bad training settings.
         ResumeMismatch: when resuming with other settings than the saved run's.
+        RunLocked: if another process is writing into ``out_dir`` (the message names it and
+            the holder's pid); the lock is held until the run ends.
     """
     default_beta = check_annealable(model.cfg)
     plan = AnnealSchedule(default_beta if start_beta is None else start_beta, anneal_frac, beta_schedule)
     kwargs = trainer_kwargs(model, tokenizer, train_fields)
     cfg = train_config_for(model.cfg, out_dir=str(out_dir), total_tokens=total_tokens, **train_fields)
     out = Path(out_dir)
-    if resume:
-        try:
-            meta = read_checkpoint_config(out)
-        except FileNotFoundError:
-            meta = {}
-        if meta.get("model_config", {}).get("act_fn") == ACT_FN_NAME:
-            logger.info("%s is a finished annealing run; loading its bilinear model", out)
-            return AnnealResult(model=load(out), train=None)
-    trainer = AnnealTrainer(cfg, model, plan, resume=resume, stream_factory=stream_factory, **kwargs)
-    result = trainer.run()
-    if result.interrupted:
-        return AnnealResult(model=None, train=result)
-    return AnnealResult(model=trainer.finish(result), train=result)
+    with run_writer_lock(out, "tl_bilinear.anneal_to_bilinear"):
+        if resume:
+            try:
+                meta = read_checkpoint_config(out)
+            except FileNotFoundError:
+                meta = {}
+            if meta.get("model_config", {}).get("act_fn") == ACT_FN_NAME:
+                logger.info("%s is a finished annealing run; loading its bilinear model", out)
+                return AnnealResult(model=load(out), train=None)
+        trainer = AnnealTrainer(cfg, model, plan, resume=resume, stream_factory=stream_factory, **kwargs)
+        result = trainer.run()
+        if result.interrupted:
+            return AnnealResult(model=None, train=result)
+        return AnnealResult(model=trainer.finish(result), train=result)

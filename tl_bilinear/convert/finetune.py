@@ -17,6 +17,7 @@ import torch
 from tl_bilinear.compat import HookedTransformer, HookedTransformerConfig
 from tl_bilinear.config import get_config, list_presets
 from tl_bilinear.train import TrainConfig, Trainer, TrainResult
+from tl_bilinear.train.distributed import run_writer_lock
 
 _NOT_OVERRIDES = frozenset({"n_params", "device", "dtype"})
 
@@ -124,7 +125,10 @@ def finetune(
 
     Raises:
         ValueError: for settings the trainer refuses.
+        RunLocked: if another process is writing into ``out_dir`` (the message names it and
+            the holder's pid); the lock is held until the run ends.
     """
     kwargs = trainer_kwargs(model, tokenizer, train_fields)
     cfg = train_config_for(model.cfg, out_dir=str(out_dir), total_tokens=total_tokens, **train_fields)
-    return FinetuneTrainer(cfg, model, resume=resume, stream_factory=stream_factory, **kwargs).run()
+    with run_writer_lock(out_dir, "tl_bilinear.finetune"):
+        return FinetuneTrainer(cfg, model, resume=resume, stream_factory=stream_factory, **kwargs).run()

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -20,6 +21,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedToken
 
 from tl_bilinear.compat import HookedTransformerConfig
 from tl_bilinear.data.sources import END_OF_TEXT
+from tl_bilinear.rundir import writing_into
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +65,30 @@ def train_tokenizer(
         ValueError: if ``vocab_size`` is below 257 (256 bytes + ``<|endoftext|>``) or the
             documents are empty.
         FileExistsError: if ``out_dir`` is an existing file.
+        RunLocked: if ``out_dir`` lies in a run another process is writing (the message
+            names the run and the holder's pid); checked before the training.
     """
     if out_dir is not None:
         _directory(out_dir)  # before the training, not after it
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
     if vocab_size < 257:
         raise ValueError(f"vocab_size must be at least 257 (256 bytes + {END_OF_TEXT}), got {vocab_size}")
+    lock = nullcontext() if out_dir is None else writing_into(out_dir, "tl_bilinear.train_tokenizer")
+    with lock:  # from before the training: a second writer is refused at once
+        fast = _train_bpe(documents, vocab_size, lowercase, min_frequency, max_documents, show_progress)
+        return save_tokenizer(fast, out_dir if out_dir is not None else _fresh_dir("tl_bilinear_tokenizer_"))
+
+
+def _train_bpe(
+    documents: Iterable[str],
+    vocab_size: int,
+    lowercase: bool,
+    min_frequency: int,
+    max_documents: int | None,
+    show_progress: bool,
+) -> PreTrainedTokenizerFast:
+    """``train_tokenizer``'s training, in memory (not yet loadable by TransformerLens)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
     tok = Tokenizer(models.BPE())
     if lowercase:
         tok.normalizer = normalizers.Lowercase()
@@ -97,10 +116,9 @@ def train_tokenizer(
     tok.train_from_iterator(feed(), trainer=trainer)
     if seen[0] == 0:
         raise ValueError("train_tokenizer got no documents; pass a non-empty corpus")
-    fast = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, pad_token=END_OF_TEXT
     )
-    return save_tokenizer(fast, out_dir if out_dir is not None else _fresh_dir("tl_bilinear_tokenizer_"))
 
 
 def _directory(out_dir: str | os.PathLike) -> Path:
@@ -125,10 +143,12 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLik
 
     Raises:
         FileExistsError: if ``out_dir`` is an existing file.
+        RunLocked: if ``out_dir`` lies in a run another process is writing (``writing_into``).
     """
     out = _directory(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(out))
+    with writing_into(out, "tl_bilinear.save_tokenizer"):
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer.save_pretrained(str(out))
     return AutoTokenizer.from_pretrained(str(out))
 
 

@@ -22,7 +22,7 @@ import torch
 
 from tl_bilinear.demo.analysis import analyse, write_report
 from tl_bilinear.demo.summary import DemoResult, print_summary
-from tl_bilinear.rundir import refuse_existing_run, run_lock
+from tl_bilinear.rundir import refuse_existing_run, writing_into
 from tl_bilinear.train import Deadline, JobStopped, TrainConfig, Trainer, TrainResult
 from tl_bilinear.train.budget import Clock
 from tl_bilinear.train.stop import raise_on_signals
@@ -268,7 +268,7 @@ def run_demo(
         RunLocked: if another process is writing into ``out_dir``.
     """
     _check_new_run(out_dir, minutes, preset)
-    with run_lock(out_dir, "tl-bilinear demo"):
+    with writing_into(out_dir, "tl-bilinear demo"):
         refuse_existing_run(out_dir, fix=NEW_RUN_FIX)  # again, now that no other writer can change it
         return _run_locked(Path(out_dir), minutes, small, preset, max_tokens, precision, stream, progress, clock)
 

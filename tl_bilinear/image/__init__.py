@@ -19,10 +19,11 @@ from tl_bilinear.image.experiments import (
 )
 from tl_bilinear.image.idx import read_idx, read_idx_split
 from tl_bilinear.image.model import BilinearClassifier, ClassifierConfig, load_classifier, read_run, save_classifier
-from tl_bilinear.image.train import TrainConfig, accuracy, train_classifier
+from tl_bilinear.image.train import RECIPES, TrainConfig, accuracy, recipe, train_classifier
 
 __all__ = [
     "DATA_FORMS",
+    "RECIPES",
     "BilinearClassifier",
     "ChallengeResult",
     "ClassEigen",
@@ -51,6 +52,7 @@ __all__ = [
     "read_idx",
     "read_idx_split",
     "read_run",
+    "recipe",
     "regularisation_metrics",
     "regularisation_sweep",
     "save_classifier",

@@ -3,21 +3,22 @@
 AdamW (lr 1e-3, weight decay 0.5), cosine decay over all steps, batch 2,048, cross-entropy,
 and Gaussian input noise (std in pixel units, images in [0, 1]) as the regulariser: std 0.4 as in
 the paper's tutorial and its truncation and consistency experiments (which also use weight decay 1.0
-and 100 epochs; the code's default weight decay is 0.5).
+and 100 epochs; the code's default weight decay is 0.5). ``RECIPES`` names the settings measured here:
+``"paper"`` (the defaults above) and ``"fashion"`` (Fashion-MNIST under-fits the paper's 20 epochs).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tl_bilinear.image.datasets import ImageData
+from tl_bilinear.image.datasets import FASHION, ImageData
 from tl_bilinear.image.model import BilinearClassifier, ClassifierConfig
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,38 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < float("inf") or (name == "lr" and value == 0):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0 (lr > 0)")
+
+
+RECIPES: dict[str, TrainConfig] = {
+    # the paper's code: weight decay 0.5, 20 epochs; noise 0.4 as in its tutorial
+    "paper": TrainConfig(),
+    # Fashion-MNIST under-fits the paper's recipe in 20 epochs (train accuracy 89% at test 87%): twice the
+    # epochs, a fifth of the weight decay and half the noise reach 88.5% (README, "Image classifiers")
+    "fashion": TrainConfig(epochs=40, weight_decay=0.1, noise=0.2),
+}
+
+
+def recipe(name: str, data: ImageData | None = None, **overrides) -> TrainConfig:
+    """A named training recipe of ``RECIPES``, with some fields replaced.
+
+    Args:
+        name: a key of ``RECIPES``, or ``"auto"``: ``"fashion"`` for Fashion-MNIST data, else ``"paper"``.
+        data: the data set, needed for ``"auto"``.
+        **overrides: TrainConfig fields to replace (None values are ignored).
+
+    Returns:
+        The TrainConfig.
+
+    Raises:
+        ValueError: for an unknown name, or ``"auto"`` without data.
+    """
+    if name == "auto":
+        if data is None:
+            raise ValueError("recipe 'auto' picks by data set: pass the data, or name a recipe")
+        name = "fashion" if data.classes == FASHION else "paper"
+    if name not in RECIPES:
+        raise ValueError(f"recipe {name!r} is unknown; use auto or one of: {', '.join(RECIPES)}")
+    return replace(RECIPES[name], **{key: value for key, value in overrides.items() if value is not None})
 
 
 @torch.no_grad()

@@ -10,12 +10,11 @@ from typing import Any
 
 from transformer_lens import HookedTransformerConfig
 
+from tl_bilinear.checks import MAX_LR
 from tl_bilinear.config import get_config, get_preset, validate_model_fields
 
 SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
-#: Larger learning rates are refused as typos (AdamW diverges far below this).
-MAX_LR = 1.0
 
 #: Fields that may differ when resuming a run (they do not change the trajectory).
 RESUMABLE_FIELDS = frozenset(

@@ -9,11 +9,14 @@ its own shard of the data. Without those variables everything is a no-op.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from tl_bilinear.rundir import writing_into
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,21 @@ def barrier(info: DistInfo) -> None:
     """
     if info.distributed:
         dist.barrier()
+
+
+def run_writer_lock(out_dir: str | os.PathLike, command: str) -> AbstractContextManager:
+    """The writer lock of a training run's directory, taken by rank 0 (the rank that writes).
+
+    Every function that runs a ``Trainer`` into a directory (``train``, ``finetune``,
+    ``anneal_to_bilinear``, their commands) holds it for its whole duration.
+
+    Args:
+        out_dir: the run directory.
+        command: what is writing, shown to a second writer (e.g. ``"tl-bilinear anneal"``).
+
+    Returns:
+        ``tl_bilinear.rundir.writing_into`` on rank 0 (decided from ``RANK``: before the
+        process group exists), a no-op context on the other ranks.
+    """
+    main = int(os.environ.get("RANK", "0")) == 0
+    return writing_into(out_dir, command) if main else nullcontext()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,9 +16,8 @@ import torch
 from torch import Tensor
 
 from tl_bilinear.model import RUN_CHECKPOINT
-from tl_bilinear.rundir import run_lock
 from tl_bilinear.train import distributed
-from tl_bilinear.train.budget import Clock, TimeBudget, final_validation_batches
+from tl_bilinear.train.budget import Clock, TimeBudget
 from tl_bilinear.train.config import TrainConfig
 from tl_bilinear.train.log import METRICS_FILE, RunLog
 from tl_bilinear.train.loss import TrainingDiverged, diverged_advice, lm_loss
@@ -37,6 +34,7 @@ from tl_bilinear.train.setup import (
 )
 from tl_bilinear.train.state import restore_checkpoint, truncate_metrics, write_checkpoint
 from tl_bilinear.train.stop import StopCheck, StopRequest
+from tl_bilinear.train.validation import Validation
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +125,14 @@ class Trainer:
         self.micro_batch = micro_batch_size(cfg, self.info.world_size)
         factory = stream_factory or default_streams(cfg, self.tokenizer)
         self.train_stream = factory("train", self.info.rank, self.info.world_size)
-        self._val_factory = lambda: factory("validation", self.info.rank, self.info.world_size)
-        self._val_blocks: list[Tensor] | None = None
-        self._val_batch_s: float | None = None  # measured seconds per validation batch
+        self.validation = Validation(
+            lambda: factory("validation", self.info.rank, self.info.world_size),
+            cfg.eval_batches,
+            self.micro_batch,
+            self.info,
+            clock,
+            cfg.data,
+        )
         self.precision_rates: list[PrecisionRates] = []
         if saved is not None:
             self._restore(*saved)
@@ -178,41 +181,19 @@ class Trainer:
     def validation_loss(
         self, max_batches: int | None = None, should_stop: Callable[[], bool] | None = None
     ) -> float | None:
-        """The mean loss on the fixed validation blocks (averaged over ranks).
+        """The model's mean validation loss in the run's precision (``Validation.loss``).
 
         Args:
-            max_batches: use only the first this many of the ``cfg.eval_batches`` blocks.
-            should_stop: checked before every batch; when it says stop, the validation is
-                abandoned (under DDP it must give every rank the same answer).
+            max_batches: at most this many batches (default: all ``cfg.eval_batches``).
+            should_stop: abandons the validation when it returns True (the same on every rank).
 
         Returns:
-            The loss in nats per token, or None if ``should_stop`` stopped it.
+            Nats per token, or None when ``should_stop`` stopped it.
 
         Raises:
             ValueError: if the validation split yields no blocks.
         """
-        if self._val_blocks is None:
-            batches = self._val_factory().batches(self.micro_batch)
-            self._val_blocks = list(itertools.islice(batches, self.cfg.eval_batches))
-            if not self._val_blocks:
-                raise ValueError(f"the validation split of {self.cfg.data!r} yields no blocks")
-        blocks = self._val_blocks[: max_batches or None]
-        was_training = self.model.training
-        self.model.eval()
-        total = torch.zeros((), device=self.info.device)
-        start = self.clock()
-        try:
-            with torch.no_grad(), self._autocast():
-                for done, block in enumerate(blocks):
-                    if should_stop is not None and should_stop():
-                        logger.warning("stopped before finishing the validation (%d of %d batches)", done, len(blocks))
-                        return None
-                    block = block.to(self.info.device)
-                    total += lm_loss(self.model(block, return_type="logits"), block)
-        finally:
-            self.model.train(was_training)
-        self._val_batch_s = (self.clock() - start) / len(blocks)
-        return float(distributed.mean_across(total / len(blocks), self.info).item())
+        return self.validation.loss(self.model, self.precision, max_batches, should_stop)
 
     def train_step(self, batches: Iterator[Tensor]) -> dict[str, float]:
         """One optimizer step over ``grad_accum`` micro-batches.
@@ -302,14 +283,6 @@ class Trainer:
             self.cfg = dataclasses.replace(self.cfg, total_tokens=planned * self.cfg.tokens_per_step)
             self.max_steps = self.cfg.max_steps
 
-    def _final_val_batches(self, budget: TimeBudget | None) -> int:
-        wanted = self.cfg.eval_batches
-        fit = final_validation_batches(budget, wanted, self._val_batch_s, self.cfg.grad_accum)
-        fit = min(distributed.gather_json(fit, self.info))  # the same batches on every rank (collectives)
-        if fit < wanted:
-            logger.info("the final validation uses %d of %d batches (the time budget)", fit, wanted)
-        return fit
-
     def _after_step(self, stop: StopCheck, budget: TimeBudget | None) -> tuple[str | None, float | None]:
         """The stop decision and the validation loss (if one is due) after a step."""
         reason = stop()
@@ -320,7 +293,8 @@ class Trainer:
             return reason, None
         if not (final or periodic):
             return reason, None
-        val = self.validation_loss(self._final_val_batches(budget) if final else None, should_stop=stop.signalled)
+        batches = self.validation.final_batches(budget, self.cfg.grad_accum) if final else None
+        val = self.validation_loss(batches, should_stop=stop.signalled)
         return ("signal" if val is None else reason), val
 
     def _step(self, batches: Iterator[Tensor], budget: TimeBudget | None, stop: StopCheck, log: RunLog) -> str | None:
@@ -400,7 +374,7 @@ class Trainer:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> TrainResult:
     """Train a model as ``cfg`` says and save it in ``cfg.out_dir/checkpoint``.
 
-    Rank 0 holds the run directory's writer lock (``tl_bilinear.rundir.run_lock``) throughout.
+    Rank 0 holds the run directory's writer lock (``distributed.run_writer_lock``) throughout.
 
     Args:
         cfg: the run's settings.
@@ -416,6 +390,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, **
         FileExistsError: if ``cfg.out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         RunLocked: if another process is writing into ``cfg.out_dir``.
     """
-    main = int(os.environ.get("RANK", "0")) == 0  # before the process group exists
-    with run_lock(cfg.out_dir, "tl-bilinear train") if main else contextlib.nullcontext():
+    with distributed.run_writer_lock(cfg.out_dir, "tl-bilinear train"):
         return Trainer(cfg, resume=resume, overwrite=overwrite, **kwargs).run()
