@@ -70,3 +70,14 @@ def test_train_prints_metrics(checkpoint, tmp_path, capsys):
     assert status == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"variance_explained", "loss_recovered", "dead_fraction"} <= set(out)
+
+
+def test_train_defaults_are_the_library_defaults():
+    from tl_bilinear.cli import build_parser
+    from tl_bilinear.sae import SAETrainConfig
+
+    args = build_parser().parse_args(["sae", "train", "run", "--layer", "0", "--out", "x"])
+    cfg = SAETrainConfig(layer=0)
+    assert (args.lr, args.batch_size, args.tokens, args.k, args.expansion, args.buffer) == (
+        cfg.lr, cfg.batch_size, cfg.total_tokens, cfg.k, cfg.expansion, cfg.buffer_tokens,
+    )  # fmt: skip

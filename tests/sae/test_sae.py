@@ -12,6 +12,7 @@ from tl_bilinear.sae import (
     SAEConfig,
     SAETrainConfig,
     TopKSAE,
+    collect_activations,
     evaluate_sae,
     load_sae,
     resolve_hook,
@@ -19,6 +20,9 @@ from tl_bilinear.sae import (
     train_sae,
 )
 from tl_bilinear.sae.io import WEIGHTS_FILE
+from tl_bilinear.sae.train import sdpa_forwards
+from tl_bilinear.train import restore_stock_forwards, swap_in_sdpa_forwards
+from tl_bilinear.train.sdpa import FastAttention
 
 TINY = dict(batch_size=128, buffer_tokens=1024, model_batch_size=8, eval_batches=2, expansion=2, k=4, lr=3e-3)
 
@@ -122,6 +126,9 @@ def test_train_save_load_resume(text_model, tmp_path):
     assert meta["step"] == 9
     with pytest.raises(ValueError, match="k=4, this run has k=5"):
         train_sae(text_model, SAETrainConfig(layer=1, **{**TINY, "k": 5}), tmp_path / "sae", resume=True)
+    train_sae(text_model, cfg, tmp_path / "sae", progress=False)  # a fresh run replaces the old history
+    lines = (tmp_path / "sae" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [3, 6]
 
 
 def test_training_improves_reconstruction(text_model):
@@ -146,3 +153,24 @@ def test_missing_and_misshaped_tensors(tmp_path):
         load_sae(tmp_path / "s")
     with pytest.raises(FileNotFoundError, match="sae_config.json is missing"):
         load_sae(tmp_path / "nothing")
+
+
+def test_sdpa_forwards_same_activations_and_classes_restored(text_model):
+    tokens = validation(text_model, 1)[0]
+    classes = [type(m) for m in text_model.modules()]
+    stock = collect_activations(text_model, "blocks.1.hook_mlp_out", tokens)
+    with pytest.raises(RuntimeError, match="inside"), sdpa_forwards(text_model):
+        assert any(type(m) is FastAttention for m in text_model.modules())
+        fast = collect_activations(text_model, "blocks.1.hook_mlp_out", tokens)
+        raise RuntimeError("inside")
+    assert [type(m) for m in text_model.modules()] == classes
+    torch.testing.assert_close(fast, stock, rtol=1e-9, atol=1e-9)  # float64 model
+    swap_in_sdpa_forwards(text_model)
+    try:
+        swapped = [type(m) for m in text_model.modules()]
+        train_sae(text_model, SAETrainConfig(layer=1, total_tokens=128 * 2, eval_every=0, **TINY), progress=False)
+        assert [type(m) for m in text_model.modules()] == swapped  # a swapped model stays swapped
+    finally:
+        restore_stock_forwards(text_model)
+    train_sae(text_model, SAETrainConfig(layer=1, total_tokens=128 * 2, eval_every=0, **TINY), progress=False)
+    assert [type(m) for m in text_model.modules()] == classes

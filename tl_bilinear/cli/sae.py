@@ -39,8 +39,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--tokens", type=parse_count, default=4_000_000, help="activations to train on (default 4M)")
     train.add_argument("--k", type=parse_count, default=30, help="features kept per token (default 30)")
     train.add_argument("--expansion", type=parse_count, default=4, help="d_sae / d_model (default 4)")
-    train.add_argument("--lr", type=learning_rate, default=1e-4, help="Adam learning rate, cosine decay (default 1e-4)")
-    train.add_argument("--batch-size", type=parse_count, default=4096, help="activations per step (default 4096)")
+    train.add_argument(
+        "--lr",
+        type=learning_rate,
+        default=4e-3,
+        help="Adam learning rate, cosine decay (default 4e-3; the paper's: 1e-4)",
+    )
+    train.add_argument(
+        "--batch-size", type=parse_count, default=1024, help="activations per step (default 1024; the paper's: 4096)"
+    )
     train.add_argument("--buffer", type=parse_count, default=65536, help="shuffling buffer size (default 65536)")
     train.add_argument("--eval-every", type=int, default=200, help="steps between evaluations (default 200)")
     train.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (default: at the end)")
