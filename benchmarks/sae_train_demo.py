@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--layer", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=4_000_000)
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=1024)  # recipe "small"
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--sites", default="mlp_in,mlp_out")

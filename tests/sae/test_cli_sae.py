@@ -74,10 +74,28 @@ def test_train_prints_metrics(checkpoint, tmp_path, capsys):
 
 def test_train_defaults_are_the_library_defaults():
     from tl_bilinear.cli import build_parser
+    from tl_bilinear.sae import SAE_RECIPES, SAETrainConfig
+
+    def config(*flags):
+        args = build_parser().parse_args(["sae", "train", "run", "--layer", "0", "--out", "x", *flags])
+        chosen = {name: value for name in ("lr", "batch_size") if (value := getattr(args, name)) is not None}
+        cfg = SAETrainConfig.from_recipe(args.recipe, 0, **chosen)
+        return args, cfg
+
+    args, cfg = config()
+    library = SAETrainConfig(layer=0)
+    assert (args.tokens, args.k, args.expansion, args.buffer) == (
+        library.total_tokens, library.k, library.expansion, library.buffer_tokens,
+    )  # fmt: skip
+    assert (cfg.lr, cfg.batch_size) == (library.lr, library.batch_size) == (1e-4, 4096)  # the paper's Table 4
+    _, small = config("--recipe", "small")
+    assert (small.lr, small.batch_size) == (SAE_RECIPES["small"]["lr"], SAE_RECIPES["small"]["batch_size"])
+    _, mixed = config("--recipe", "small", "--lr", "2e-3")
+    assert (mixed.lr, mixed.batch_size) == (2e-3, 1024)
+
+
+def test_unknown_recipe_is_named():
     from tl_bilinear.sae import SAETrainConfig
 
-    args = build_parser().parse_args(["sae", "train", "run", "--layer", "0", "--out", "x"])
-    cfg = SAETrainConfig(layer=0)
-    assert (args.lr, args.batch_size, args.tokens, args.k, args.expansion, args.buffer) == (
-        cfg.lr, cfg.batch_size, cfg.total_tokens, cfg.k, cfg.expansion, cfg.buffer_tokens,
-    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown SAE recipe 'fast'.*\['paper', 'small'\]"):
+        SAETrainConfig.from_recipe("fast", 0)

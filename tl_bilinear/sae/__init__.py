@@ -16,14 +16,15 @@ from tl_bilinear.sae.io import load_sae, save_sae
 from tl_bilinear.sae.model import SAEConfig, TopKSAE
 
 if not TL4:  # training checkpoints its state with the trainer's helpers (TransformerLens 3.9)
-    from tl_bilinear.sae.train import SAETrainConfig, SAETrainResult, train_sae
+    from tl_bilinear.sae.train import SAE_RECIPES, SAETrainConfig, SAETrainResult, train_sae
 
-__getattr__ = tl3_only("tl_bilinear.sae", ("SAETrainConfig", "SAETrainResult", "train_sae"))
+__getattr__ = tl3_only("tl_bilinear.sae", ("SAE_RECIPES", "SAETrainConfig", "SAETrainResult", "train_sae"))
 
 __all__ = [
     "ActivationBuffer",
     "FeatureDictionary",
     "SAEConfig",
+    "SAE_RECIPES",
     "SAEMetrics",
     "SAETrainConfig",
     "SAETrainResult",
