@@ -131,6 +131,24 @@ def test_train_save_load_resume(text_model, tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [3, 6]
 
 
+def test_out_dir_refused_before_any_work(text_model, tmp_path, monkeypatch):
+    import tl_bilinear.sae.train as sae_train
+    from tests.helpers.runs import lock_held_elsewhere
+    from tl_bilinear.rundir import RunLocked
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(sae_train, "_start", no_work)
+    cfg = SAETrainConfig(layer=1, **TINY)
+    run = tmp_path / "lm-run"
+    (run / "checkpoint").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="holds a training run"):
+        train_sae(text_model, cfg, run, progress=False)
+    with lock_held_elsewhere(tmp_path / "sae") as holder, pytest.raises(RunLocked, match=f"pid {holder}"):
+        train_sae(text_model, cfg, tmp_path / "sae", progress=False)
+
+
 def test_training_improves_reconstruction(text_model):
     cfg = SAETrainConfig(layer=1, total_tokens=128 * 30, eval_every=0, **TINY)
     untrained = evaluate_sae(

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from tl_bilinear.compat import HookedTransformer
 from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.model import atomic_directory
+from tl_bilinear.rundir import refuse_replacing_run, writing_into
 from tl_bilinear.sae.activations import ActivationBuffer, hook_layer, resolve_hook
 from tl_bilinear.sae.evaluate import SAEMetrics, evaluate_sae
 from tl_bilinear.sae.io import WEIGHTS_FILE, check_tensors, read_sae_meta, sae_from_tensors, write_sae_files
@@ -300,12 +301,17 @@ def train_sae(
         ValueError: for a bad hook name (close names listed), settings that do not match
             a checkpoint being resumed, or a model without a tokenizer.
         FileNotFoundError: if ``resume`` and there is no checkpoint.
+        FileExistsError: if ``out_dir`` holds a model's training run (checked before any work).
+        RunLocked: if another process is writing the run ``out_dir`` belongs to.
     """
-    run = _start(model, cfg, out_dir, resume)
-    torch.manual_seed(cfg.seed + run.step)
-    validation = _validation(model, cfg)
-    with sdpa_forwards(model):
-        metrics = _loop(model, cfg, run, validation, out_dir, progress)
+    with nullcontext() if out_dir is None else writing_into(out_dir, "tl-bilinear sae train"):
+        if out_dir is not None:
+            refuse_replacing_run(out_dir)  # before any work, not at the first save
+        run = _start(model, cfg, out_dir, resume)
+        torch.manual_seed(cfg.seed + run.step)
+        validation = _validation(model, cfg)
+        with sdpa_forwards(model):
+            metrics = _loop(model, cfg, run, validation, out_dir, progress)
     return SAETrainResult(run.sae.eval(), run.hook_name, metrics, run.dead_fraction(cfg), run.history)
 
 
