@@ -6,11 +6,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import tl_bilinear  # noqa: E402
 from tests.helpers.text import save_tokenizer, text_model_with  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Every test starts with Python's own Ctrl-C handler, as in a terminal.
+
+    A process started in the background (``nohup … &``, some CI runners) inherits SIGINT
+    ignored, and Python then leaves it ignored; the stop tests check that handlers are put
+    back as they were, so they need the usual starting state.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
