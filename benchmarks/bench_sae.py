@@ -4,12 +4,12 @@
 against ``feature_spectra(..., method="dense")`` (build every Q, full ``eigh``), on a
 ts-medium-shaped layer (d_model 512, d_mlp 2048) with 2,048 SAE features (random unit
 encoder columns), for random weights and for the power-law low-effective-rank variant of
-``bench_eigen.py`` (closer to trained weights); with ``--run RUN --sae DIR`` on a trained model's layer and a
-trained output SAE instead. Prints the CPU, its ISA flags, the load average, both times, the
+``bench_eigen.py`` (closer to trained weights); with ``--run RUN`` on a trained model's layer instead, and
+``--sae DIR`` for a trained output SAE's features. Prints the CPU, its ISA flags, the load average, both times, the
 ratio and whether the two rankings agree.
 
     python benchmarks/bench_sae.py [--features 2048 --d-model 512 --d-mlp 2048 --threads 2]
-    python benchmarks/bench_sae.py --run RUN --sae SAE_DIR --layer 2 [--threads 2]
+    python benchmarks/bench_sae.py --run RUN [--sae SAE_DIR] [--layer 2] [--threads 2]
 """
 
 from __future__ import annotations
@@ -67,27 +67,34 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run", help="a trained model (checkpoint or run directory) instead of synthetic weights")
-    parser.add_argument("--sae", help="with --run: the trained output SAE whose features are ranked")
+    parser.add_argument("--sae", help="a trained output SAE whose features are ranked (default: random unit features)")
     parser.add_argument("--layer", type=int, default=0, help="with --run: the layer")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     print(f"{cpu_line()}; torch {torch.__version__}, {torch.get_num_threads()} threads; load average {os.getloadavg()}")
-    if args.run:
-        model, sae = tl_bilinear.load(args.run), open_sae(args.sae)
-        print(f"{sae.W_enc.shape[1]} trained features at layer {args.layer} of {args.run}, d_model {model.cfg.d_model}")
-        compare(bilinear_weights(model, args.layer), sae, "trained weights, trained SAE")
-        return
     d = args.d_model
-    model = tl_bilinear.make_model(
-        "ts-medium", seed=args.seed, n_layers=1, d_model=d, d_mlp=args.d_mlp, n_heads=max(1, d // 64), d_vocab=512
-    )
     g = torch.Generator().manual_seed(args.seed)
-    W_enc = torch.randn(d, args.features, generator=g)
-    W_enc /= W_enc.norm(dim=0, keepdim=True)
-    dictionary = FeatureDictionary(W_enc=W_enc, W_dec=W_enc.T.contiguous(), b_dec=torch.zeros(d))
-    print(f"{args.features} features, d_model {d}, d_mlp {args.d_mlp}, top-2 eigenvalues each")
+    if args.run:
+        model = tl_bilinear.load(args.run)
+        d = model.cfg.d_model
+    else:
+        model = tl_bilinear.make_model(
+            "ts-medium", seed=args.seed, n_layers=1, d_model=d, d_mlp=args.d_mlp, n_heads=max(1, d // 64), d_vocab=512
+        )
+    if args.sae:
+        dictionary = open_sae(args.sae)
+        source = f"{dictionary.W_enc.shape[1]} trained SAE features"
+    else:
+        W_enc = torch.randn(d, args.features, generator=g)
+        W_enc /= W_enc.norm(dim=0, keepdim=True)
+        dictionary = FeatureDictionary(W_enc=W_enc, W_dec=W_enc.T.contiguous(), b_dec=torch.zeros(d))
+        source = f"{args.features} random unit features"
+    print(f"{source}, d_model {d}, d_mlp {model.cfg.d_mlp}, top-2 eigenvalues each")
+    if args.run:
+        compare(bilinear_weights(model, args.layer), dictionary, f"trained weights (layer {args.layer} of {args.run})")
+        return
     compare(bilinear_weights(model, 0), dictionary, "random weights")
     low_rank_(model)
     compare(bilinear_weights(model, 0), dictionary, "low-rank weights")
