@@ -74,13 +74,12 @@ def test_train_prints_metrics(checkpoint, tmp_path, capsys):
 
 def test_train_defaults_are_the_library_defaults():
     from tl_bilinear.cli import build_parser
+    from tl_bilinear.cli.sae import train_config
     from tl_bilinear.sae import SAE_RECIPES, SAETrainConfig
 
     def config(*flags):
         args = build_parser().parse_args(["sae", "train", "run", "--layer", "0", "--out", "x", *flags])
-        chosen = {name: value for name in ("lr", "batch_size") if (value := getattr(args, name)) is not None}
-        cfg = SAETrainConfig.from_recipe(args.recipe, 0, **chosen)
-        return args, cfg
+        return args, train_config(args)
 
     args, cfg = config()
     library = SAETrainConfig(layer=0)

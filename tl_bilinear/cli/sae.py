@@ -71,14 +71,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run_train(args: argparse.Namespace) -> int:
     """Run ``sae train``; prints the final evaluation as JSON."""
     import tl_bilinear
-    from tl_bilinear.sae import SAETrainConfig, train_sae
+    from tl_bilinear.sae import train_sae
 
     model = tl_bilinear.load(args.checkpoint)
-    chosen = {name: value for name in ("lr", "batch_size") if (value := getattr(args, name)) is not None}
-    cfg = SAETrainConfig.from_recipe(
+    cfg = train_config(args)
+    result = train_sae(model, cfg, args.out, resume=args.resume)
+    print(json.dumps({"out": str(args.out), "dead_fraction": result.dead_fraction, **result.metrics.to_dict()}))
+    return 0
+
+
+def train_config(args: argparse.Namespace):
+    """The ``SAETrainConfig`` of ``sae train``'s flags: the recipe's lr and batch size unless given."""
+    from tl_bilinear.sae import SAETrainConfig
+
+    return SAETrainConfig.from_recipe(
         args.recipe,
         args.layer,
-        **chosen,
+        lr=args.lr,
+        batch_size=args.batch_size,
         site=args.site,
         total_tokens=args.tokens,
         k=args.k,
@@ -89,9 +99,6 @@ def run_train(args: argparse.Namespace) -> int:
         data=args.data,
         seed=args.seed,
     )
-    result = train_sae(model, cfg, args.out, resume=args.resume)
-    print(json.dumps({"out": str(args.out), "dead_fraction": result.dead_fraction, **result.metrics.to_dict()}))
-    return 0
 
 
 def _feature_view(model, layer, out_sae, in_sae, spectra, row, tokens, k):

@@ -99,14 +99,15 @@ class SAETrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: str, layer: int, **fields: Any) -> SAETrainConfig:
-        """The settings of a named recipe (``SAE_RECIPES``), ``fields`` overriding them.
+        """The settings of a named recipe (``SAE_RECIPES``), ``fields`` overriding them (None values are ignored).
 
         Raises:
             ValueError: if ``recipe`` is not a known recipe (they are listed).
         """
         if recipe not in SAE_RECIPES:
             raise ValueError(f"unknown SAE recipe {recipe!r}: use one of {sorted(SAE_RECIPES)}")
-        return cls(layer=layer, **{**SAE_RECIPES[recipe], **fields})
+        given = {name: value for name, value in fields.items() if value is not None}
+        return cls(layer=layer, **{**SAE_RECIPES[recipe], **given})
 
     @property
     def steps(self) -> int:
