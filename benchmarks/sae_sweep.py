@@ -20,7 +20,8 @@ from bench_sae import cpu_line
 import tl_bilinear
 from tl_bilinear.data import TokenBlockStream
 from tl_bilinear.sae import SAEConfig, SAETrainConfig, TopKSAE, collect_activations, resolve_hook
-from tl_bilinear.sae.train import cosine_lr, sae_step, sdpa_forwards
+from tl_bilinear.sae.train import cosine_lr, sae_step
+from tl_bilinear.train.sdpa import sdpa_forwards
 
 DEFAULT = [{"batch_size": b, "lr": lr, "total_tokens": 1_000_000} for b, lr in [(4096, 1e-3), (1024, 1e-3)]]
 

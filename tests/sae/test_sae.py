@@ -20,9 +20,8 @@ from tl_bilinear.sae import (
     train_sae,
 )
 from tl_bilinear.sae.io import WEIGHTS_FILE
-from tl_bilinear.sae.train import sdpa_forwards
 from tl_bilinear.train import restore_stock_forwards, swap_in_sdpa_forwards
-from tl_bilinear.train.sdpa import FastAttention
+from tl_bilinear.train.sdpa import FastAttention, sdpa_forwards
 
 TINY = dict(batch_size=128, buffer_tokens=1024, model_batch_size=8, eval_batches=2, expansion=2, k=4, lr=3e-3)
 

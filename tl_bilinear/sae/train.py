@@ -17,8 +17,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from tl_bilinear.sae.activations import ActivationBuffer, hook_layer, resolve_ho
 from tl_bilinear.sae.evaluate import SAEMetrics, evaluate_sae
 from tl_bilinear.sae.io import WEIGHTS_FILE, check_tensors, read_sae_meta, sae_from_tensors, write_sae_files
 from tl_bilinear.sae.model import SAEConfig, TopKSAE
-from tl_bilinear.train.sdpa import swap_in_sdpa_forwards
+from tl_bilinear.train.sdpa import sdpa_forwards
 from tl_bilinear.train.state import optimizer_from_files, read_state, truncate_metrics, write_state
 
 logger = logging.getLogger(__name__)
@@ -250,29 +249,6 @@ def _save(out_dir, run: _Run, cfg: SAETrainConfig) -> None:
             (Path(tmp) / METRICS_FILE).write_text(history.read_text())
 
 
-@contextmanager
-def sdpa_forwards(model: HookedTransformer) -> Iterator[HookedTransformer]:
-    """Run ``model`` with the SDPA forwards of ``tl_bilinear.train`` inside the block; its classes are restored after.
-
-    Reading activations is the slow part of SAE training on CPU, and the stock attention
-    materialises every score tensor; the SDPA forwards give the same activations up to
-    float32 rounding (~1e-5) in about half the time. Modules that were already swapped stay so.
-
-    Args:
-        model: the model (its parameters are not touched).
-
-    Yields:
-        The same model.
-    """
-    stock = {module: type(module) for module in model.modules()}
-    swap_in_sdpa_forwards(model)
-    try:
-        yield model
-    finally:
-        for module, cls in stock.items():
-            module.__class__ = cls
-
-
 def _due(every: int, step: int) -> bool:
     return bool(every) and step % every == 0
 
@@ -289,7 +265,7 @@ def train_sae(
 
     Args:
         model: the model (its weights are not changed; it runs with the SDPA forwards of
-            ``sdpa_forwards`` during training, evaluations included, and is restored after).
+            ``tl_bilinear.train.sdpa.sdpa_forwards`` during training, evaluations included, and is restored after).
         cfg: the settings.
         out_dir: checkpoint directory (None: nothing is saved).
         resume: continue from the checkpoint in ``out_dir``.

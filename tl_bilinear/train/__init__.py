@@ -38,7 +38,7 @@ from tl_bilinear.train.loop import Trainer, TrainResult, train  # noqa: E402
 from tl_bilinear.train.loss import TrainingDiverged, lm_loss  # noqa: E402
 from tl_bilinear.train.optim import lr_at, make_optimizer, param_groups  # noqa: E402
 from tl_bilinear.train.precision import PrecisionRates, choose_precision  # noqa: E402
-from tl_bilinear.train.sdpa import restore_stock_forwards, swap_in_sdpa_forwards  # noqa: E402
+from tl_bilinear.train.sdpa import restore_stock_forwards, sdpa_forwards, swap_in_sdpa_forwards  # noqa: E402
 from tl_bilinear.train.setup import ResumeMismatch  # noqa: E402
 from tl_bilinear.train.stop import JobStopped  # noqa: E402
 
@@ -58,6 +58,7 @@ __all__ = [
     "make_optimizer",
     "param_groups",
     "restore_stock_forwards",
+    "sdpa_forwards",
     "swap_in_sdpa_forwards",
     "train",
 ]
