@@ -79,21 +79,28 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
     """Train (or reuse from ``--save``) one model; the saved name spells out its settings."""
     data = load_data(spec)
     config = ClassifierConfig(
-        image_shape=data.image_shape, n_classes=data.n_classes, d_model=args.d_model, residual=args.residual, seed=seed
+        image_shape=data.image_shape,
+        n_classes=data.n_classes,
+        d_model=args.d_model,
+        d_mlp=args.d_mlp,
+        residual=args.residual,
+        seed=seed,
     )
     train = recipe(
         args.recipe,
         data,
         epochs=args.epochs,
+        batch_size=args.batch_size,
         noise=args.noise,
         weight_decay=args.weight_decay,
         lr=args.lr,
         seed=seed,
         progress=False,
     )
-    residual = "-residual" if args.residual else ""
+    residual = ("-residual" if args.residual else "") + (f"-m{args.d_mlp}" if args.d_mlp else "")
     name = (
-        f"{kind}-d{args.d_model}{residual}-e{train.epochs}-wd{train.weight_decay}-n{train.noise}-lr{train.lr}-s{seed}"
+        f"{kind}-d{args.d_model}{residual}-e{train.epochs}-b{train.batch_size}-wd{train.weight_decay}-n{train.noise}"
+        f"-lr{train.lr}-s{seed}"
     )
     out = args.save / name if args.save else None
     start, load_before = time.perf_counter(), machine()["loadavg"]
@@ -108,7 +115,9 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
     result = {
         "data": spec,
         "d_model": args.d_model,
+        "d_mlp": config.d_mlp,
         "epochs": train.epochs,
+        "batch_size": train.batch_size,
         "noise": train.noise,
         "weight_decay": train.weight_decay,
         "lr": train.lr,
@@ -125,18 +134,21 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
 
 
 def analyse(data, model) -> dict:
-    """Train accuracy (clean images: under- or over-fitting), test accuracy from the decomposition, truncation k = 0..30."""
-    ce = class_eigendecompose(model, dtype=torch.float64)
-    images, labels = data.test_images.double().flatten(1), data.test_labels
-    curve = truncation_curve(ce, images, labels, range(31))
-    full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
-    train = accuracy(model, data.train_images, data.train_labels)
-    return {
-        "train_accuracy": train,
-        "truncation": curve,
-        "full_accuracy": full,
-        "loss_at_10_pp": 100 * (full - curve[10]),
-    }
+    """Train accuracy (clean images: under- or over-fitting), test accuracy from the decomposition, and the
+    truncation curves k = 0..30 of the pixel-space decomposition and of the embedding-space one (the paper's)."""
+    model, labels = model.double(), data.test_labels
+    result = {"train_accuracy": accuracy(model, data.train_images, data.train_labels)}
+    for space, suffix in (("pixel", ""), ("hidden", "_hidden")):
+        ce = class_eigendecompose(model, layer=0, space=space)
+        images = ce.inputs(model, data.test_images)
+        curve = truncation_curve(ce, images, labels, range(31))
+        full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
+        result |= {
+            f"truncation{suffix}": curve,
+            "full_accuracy": full,
+            f"loss_at_10_pp{suffix}": 100 * (full - curve[10]),
+        }
+    return result
 
 
 def adversarial(data, model, rank: int | None) -> dict:
@@ -171,6 +183,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="auto", help="training defaults (tl_bilinear.image.RECIPES, or auto)")
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--d-model", type=int, default=512)
+    parser.add_argument("--d-mlp", type=int, help="hidden units of the bilinear layer (default: d_model)")
+    parser.add_argument("--batch-size", type=int, help="default: the recipe's")
     parser.add_argument("--noise", type=float, help="default: the recipe's")
     parser.add_argument("--weight-decay", type=float, help="default: the recipe's")
     parser.add_argument("--lr", type=float, help="default: the recipe's")

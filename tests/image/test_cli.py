@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers.cli import one_clear_line, run_main
 from tl_bilinear import cli
-from tl_bilinear.image import load_classifier
+from tl_bilinear.image import accuracy, load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,25 @@ def test_eval_json_has_accuracy_and_truncation(run_dir, capsys):
     assert all(0 <= v <= 1 for v in result["truncation"].values())
 
 
+def test_eval_reads_both_decompositions_and_they_end_at_the_accuracy(run_dir, capsys):
+    k = load_classifier(run_dir).cfg.d_model  # every eigenvector of the embedding space; the pixel space's rank
+    assert cli.main(["image", "eval", str(run_dir), "--json", "--k-max", str(k)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["truncation"][str(k)] == result["accuracy"] == pytest.approx(result["truncation_pixel"][str(k)])
+    assert result["truncation"] != result["truncation_pixel"]  # different spectra: W_E is not orthogonal
+
+
+def test_eval_of_a_two_layer_model_truncates_the_last_layer(tmp_path, capsys, digits):
+    out = tmp_path / "two"
+    assert cli.main(["image", "train", "--out", str(out), "--hidden", "16", "--layers", "2", "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["image", "eval", str(out), "--json", "--k-max", "16"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "truncation_pixel" not in result  # the last layer's input is not linear in the pixels
+    assert result["truncation"]["16"] == pytest.approx(result["accuracy"])
+    assert result["accuracy"] == pytest.approx(accuracy(load_classifier(out), digits.test_images, digits.test_labels))
+
+
 def test_report_writes_self_contained_html(run_dir, tmp_path):
     out = tmp_path / "report.html"
     assert cli.main(["image", "report", str(run_dir), "--out", str(out), "--target", "3"]) == 0
@@ -44,7 +63,7 @@ def test_report_writes_self_contained_html(run_dir, tmp_path):
     [
         (["train", "--data", "mnsit"], ["data 'mnsit' is none of the known forms", "digits", "fashion=DIR"]),
         (["train", "--noise", "nan"], ["--noise", "'nan' is not a finite number"]),
-        (["eval", "RUN", "--k-max", "65"], ["--k-max 65 must be in [0, 64]"]),
+        (["eval", "RUN", "--k-max", "33"], ["--k-max 33 must be in [0, 32]"]),
         (["report", "RUN", "--target", "10"], ["class index 10 is out of range"]),
         (["eval", "nowhere"], ["is not a saved image classifier"]),
     ],

@@ -70,6 +70,7 @@ def test_pixel_decomposition_is_exact_at_every_input(bias, residual):
     x = images.flatten(1)
     # logit == Σ λ (v·x)² + linear + constants, and all eigenpairs are kept
     torch.testing.assert_close(ce.logits(x), logits, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ce.inputs(model, images), x, rtol=0, atol=0)
     magnitudes = ce.eig.eigenvalues.abs()
     assert (magnitudes[:, :-1] >= magnitudes[:, 1:]).all()
     if not bias and not residual:
@@ -83,6 +84,7 @@ def test_hidden_decomposition_of_last_layer_matches_hooks(bias):
     logits, cache = model.run_with_cache(images)
     ce = class_eigendecompose(model, space="hidden")
     torch.testing.assert_close(ce.logits(cache["blocks.1.hook_resid_pre"]), logits, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ce.inputs(model, images), cache["blocks.1.hook_resid_pre"], rtol=0, atol=0)
     with pytest.raises(ValueError, match="layer 0 is not the last: pass its output directions"):
         class_eigendecompose(model, layer=0, space="hidden")
     with pytest.raises(ValueError, match="space='pixel' needs layer 0"):

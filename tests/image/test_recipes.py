@@ -12,9 +12,10 @@ from tl_bilinear.image import RECIPES, load_data, recipe
 
 def test_auto_picks_fashion_for_fashion_mnist_and_paper_otherwise(tmp_path, digits):
     write_idx_folder(tmp_path)
-    assert recipe("auto", load_data(f"fashion={tmp_path}")) == RECIPES["fashion"]
-    assert recipe("auto", load_data(str(tmp_path))) == RECIPES["paper"]
-    assert recipe("auto", digits) == RECIPES["paper"]
+    fashion, mnist = load_data(f"fashion={tmp_path}"), load_data(str(tmp_path))
+    assert recipe("auto", fashion) == recipe("fashion", fashion) != recipe("paper", fashion)
+    assert recipe("auto", mnist) == recipe("paper", mnist)
+    assert recipe("auto", digits) == recipe("paper", digits)
     assert RECIPES["fashion"] != RECIPES["paper"]
 
 
@@ -23,9 +24,20 @@ def test_overrides_replace_fields_and_none_keeps_the_recipes():
     assert (config.epochs, config.noise, config.seed) == (3, RECIPES["fashion"].noise, 7)
 
 
+def test_small_data_caps_the_recipes_batch_unless_one_is_given(digits):
+    n_train = len(digits.train_images)
+    assert recipe("paper").batch_size == RECIPES["paper"].batch_size == 2048
+    assert recipe("paper", digits).batch_size == max(16, n_train // 20) < 2048
+    assert recipe("paper", digits, batch_size=300).batch_size == 300
+    assert recipe("compact", digits).batch_size == min(RECIPES["compact"].batch_size, n_train // 20)
+
+
 @pytest.mark.parametrize(
     ("name", "data", "message"),
-    [("fast", None, "recipe 'fast' is unknown; use auto or one of: paper, fashion"), ("auto", None, "pass the data")],
+    [
+        ("fast", None, "recipe 'fast' is unknown; use auto or one of: paper, fashion, compact"),
+        ("auto", None, "pass the data"),
+    ],
 )
 def test_bad_recipe_names(name, data, message):
     with pytest.raises(ValueError, match=message):

@@ -62,6 +62,21 @@ class ClassEigen:
             out = out + x.to(self.linear.dtype) @ self.linear.T
         return out
 
+    def inputs(self, model: BilinearClassifier, images: Float[Tensor, "batch ..."]) -> Float[Tensor, "batch d_in"]:
+        """Images as this decomposition's inputs, in its dtype: flattened pixels in pixel space, the layer's
+        ``blocks.{layer}.hook_resid_pre`` (read with ``run_with_cache``) in hidden space.
+
+        Raises:
+            ValueError: if the images do not fit the model.
+        """
+        dtype = self.eig.eigenvectors.dtype
+        if self.space == "pixel":
+            return model.flatten(images).to(dtype)
+        name = f"blocks.{self.layer}.hook_resid_pre"
+        with torch.no_grad():
+            _, cache = model.run_with_cache(images, names_filter=name)
+        return cache[name].to(dtype)
+
     def eigen_images(self, k: int | None = None) -> Float[Tensor, "n k height width"]:
         """The top-k eigenvectors per class as images (the augmented bias entry dropped).
 

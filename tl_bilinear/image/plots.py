@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -53,12 +53,22 @@ def eigen_images_figure(
     return fig
 
 
-def truncation_figure(curve: dict[int, float], full_accuracy: float | None = None) -> Figure:
-    """Accuracy against the eigenvectors kept per class (paper Fig. 5B)."""
-    ks = sorted(curve)
+def truncation_figure(
+    curves: Mapping[int, float] | Mapping[str, Mapping[int, float]], full_accuracy: float | None = None
+) -> Figure:
+    """Accuracy against the eigenvectors kept per class (paper Fig. 5B).
+
+    Args:
+        curves: one ``{k: accuracy}`` curve, or several by label (e.g. per decomposition space).
+        full_accuracy: the model's accuracy, drawn as a dashed line.
+    """
+    if all(isinstance(key, int) for key in curves):
+        curves = {"top-k eigenvectors per class": curves}
     fig = _figure(5.6, 3.2)
     ax = fig.add_subplot()
-    ax.plot(ks, [100 * curve[k] for k in ks], marker="o", markersize=3, label="top-k eigenvectors per class")
+    for label, curve in curves.items():
+        ks = sorted(curve)
+        ax.plot(ks, [100 * curve[k] for k in ks], marker="o", markersize=3, label=label)
     if full_accuracy is not None:
         ax.axhline(100 * full_accuracy, color="black", linestyle="--", linewidth=0.8, label="all eigenvectors")
     ax.set_xlabel("eigenvectors kept per class (k)")
