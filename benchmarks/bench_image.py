@@ -16,12 +16,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import machine_report, print_machine
 
+from tl_bilinear.cli.image import train_config
 from tl_bilinear.image import (
     ClassifierConfig,
     accuracy,
@@ -32,7 +33,6 @@ from tl_bilinear.image import (
     mask_attack,
     rank_matched_cosines,
     read_run,
-    recipe,
     save_classifier,
     train_classifier,
     truncation_curve,
@@ -40,20 +40,6 @@ from tl_bilinear.image import (
 from tl_bilinear.toy import train_gates
 
 SECTIONS = ("toy", "mnist", "fashion", "consistency", "adversarial")
-
-
-def machine() -> dict:
-    """CPU model, the ISA flags that matter for matmuls, threads and the load average."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
-    return {
-        "cpu": model or platform.processor(),
-        "isa": [f for f in wanted if f in flags],
-        "threads": torch.get_num_threads(),
-        "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
-    }
 
 
 def toy_and() -> dict:
@@ -86,24 +72,14 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
         residual=args.residual,
         seed=seed,
     )
-    train = recipe(
-        args.recipe,
-        data,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        noise=args.noise,
-        weight_decay=args.weight_decay,
-        lr=args.lr,
-        seed=seed,
-        progress=False,
-    )
-    residual = ("-residual" if args.residual else "") + (f"-m{args.d_mlp}" if args.d_mlp else "")
+    train = train_config(args, data, seed=seed, progress=False)
+    layer = ("-residual" if args.residual else "") + (f"-m{args.d_mlp}" if args.d_mlp else "")
     name = (
-        f"{kind}-d{args.d_model}{residual}-e{train.epochs}-b{train.batch_size}-wd{train.weight_decay}-n{train.noise}"
+        f"{kind}-d{args.d_model}{layer}-e{train.epochs}-b{train.batch_size}-wd{train.weight_decay}-n{train.noise}"
         f"-lr{train.lr}-s{seed}"
     )
     out = args.save / name if args.save else None
-    start, load_before = time.perf_counter(), machine()["loadavg"]
+    start, load_before = time.perf_counter(), list(os.getloadavg())
     if out is not None and (out / "classifier.json").exists():  # --save of an earlier run: reuse its model
         model, history = load_classifier(out), read_run(out)["history"]
         seconds, load_before = sum(history["seconds"]), "(reused: see the run that trained it)"
@@ -126,7 +102,7 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
         "train_seconds": seconds,
         "seconds_per_epoch": seconds / train.epochs,
         "loadavg_before": load_before,
-        "loadavg_after": machine()["loadavg"],
+        "loadavg_after": list(os.getloadavg()),
         "test_accuracy": history["test_accuracy"][-1],
         "epoch_seconds": history["seconds"],
     }
@@ -141,13 +117,10 @@ def analyse(data, model) -> dict:
     for space, suffix in (("pixel", ""), ("hidden", "_hidden")):
         ce = class_eigendecompose(model, layer=0, space=space)
         images = ce.inputs(model, data.test_images)
+        if space == "pixel":  # all eigenpairs: the model's own accuracy, through the decomposition
+            result["full_accuracy"] = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
         curve = truncation_curve(ce, images, labels, range(31))
-        full = truncation_curve(ce, images, labels, [ce.eig.k])[ce.eig.k]
-        result |= {
-            f"truncation{suffix}": curve,
-            "full_accuracy": full,
-            f"loss_at_10_pp{suffix}": 100 * (full - curve[10]),
-        }
+        result |= {f"truncation{suffix}": curve, f"loss_at_10_pp{suffix}": 100 * (result["full_accuracy"] - curve[10])}
     return result
 
 
@@ -206,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     sections = args.sections.split(",")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    results = {"machine": machine(), "command": " ".join(os.sys.argv)}
+    results = {"machine": print_machine(), "command": " ".join(os.sys.argv)}
 
     def record(name, value):
         results[name] = value
@@ -241,7 +214,7 @@ def main() -> None:
         data, model, result = train_and_measure(args.mnist, attacked, 0, "mnist-adversarial")
         rank = None if args.adversarial_rank == "all" else int(args.adversarial_rank)
         record("adversarial", {**result, **adversarial(data, model, rank)})
-    record("machine_end", machine())
+    record("machine_end", machine_report())
 
 
 if __name__ == "__main__":

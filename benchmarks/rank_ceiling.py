@@ -4,10 +4,11 @@
 
 Trains, for each r, the quadratic classifier ``logit_c(x) = Σ_{i<r} s_ci (v_ci · x)²`` directly (no
 embedding, no shared hidden layer: r free pixel-space directions and weights per class; AdamW, cosine,
-Gaussian input noise as the image recipes), and prints its test accuracy beside the top-r truncation of
-each saved classifier ``--run`` (``tl-bilinear image train`` or ``bench_image.py --save``) in both
-decomposition spaces. If the direct rank-r model is far more accurate than the truncated ones, the
-truncation loss comes from how the bilinear model spreads its spectrum, not from the data.
+Gaussian input noise as the image recipes), and prints its test accuracy beside the truncation curves
+(k = 0..30, both decomposition spaces: ``bench_image.analyse``) of each saved classifier ``--run``
+(``tl-bilinear image train`` or ``bench_image.py --save``). If the direct rank-r model is far more
+accurate than the truncated ones, the truncation loss comes from how the bilinear model spreads its
+spectrum, not from the data.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import json
 import time
 
 import torch
-from bench_image import machine
+from bench_image import analyse
+from machine import machine_report, print_machine
 
-from tl_bilinear.image import accuracy, class_eigendecompose, load_classifier, load_data, truncation_curve
+from tl_bilinear.image import load_classifier, load_data
 
 
 def train_rank_r(data, r: int, epochs: int, batch_size: int, lr: float, noise: float, seed: int) -> dict:
@@ -51,16 +53,6 @@ def train_rank_r(data, r: int, epochs: int, batch_size: int, lr: float, noise: f
     return {"test_accuracy": test, "train_accuracy": train, "seconds": time.perf_counter() - start}
 
 
-def truncated(run: str, data, ranks: list[int]) -> dict:
-    """A saved classifier's accuracy and its top-r truncation in the pixel and the embedding space."""
-    model = load_classifier(run).double()
-    out = {"accuracy": accuracy(model, data.test_images, data.test_labels)}
-    for space in ("pixel", "hidden"):
-        ce = class_eigendecompose(model, layer=0, space=space)
-        out[space] = truncation_curve(ce, ce.inputs(model, data.test_images), data.test_labels, ranks)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="MNIST or Fashion-MNIST (tl_bilinear.image.load_data spec)")
@@ -75,14 +67,16 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     data = load_data(args.data)
     ranks = [int(r) for r in args.ranks.split(",")]
-    result = {"machine": machine(), "args": vars(args)}
+    if not all(1 <= r <= 30 for r in ranks):
+        parser.error(f"--ranks {args.ranks}: each r must be in 1..30 (the truncation curves stop at k = 30)")
+    result = {"machine": print_machine(), "args": vars(args)}
     for r in ranks:
         result[f"rank_{r}"] = train_rank_r(data, r, args.epochs, args.batch_size, args.lr, args.noise, args.seed)
         print(json.dumps({f"rank_{r}": result[f"rank_{r}"]}), flush=True)
     for run in args.run:
-        result[run] = truncated(run, data, ranks)
+        result[run] = analyse(data, load_classifier(run))
         print(json.dumps({run: result[run]}), flush=True)
-    result["machine_end"] = machine()
+    result["machine_end"] = machine_report()
     print(json.dumps(result))
 
 

@@ -79,6 +79,23 @@ def _load(args: argparse.Namespace):
     return model, data
 
 
+def train_config(args: argparse.Namespace, data, **fields):
+    """The ``TrainConfig`` of the training flags (``--recipe``, ``--epochs``, ``--batch-size``, ``--lr``,
+    ``--weight-decay``, ``--noise``) on ``data``: the recipe's values unless given, ``fields`` on top."""
+    from tl_bilinear.image import recipe
+
+    return recipe(
+        args.recipe,
+        data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        noise=args.noise,
+        **fields,
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``image train``.
 
@@ -101,16 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
         residual=args.residual,
         seed=args.seed,
     )
-    train = recipe(
-        args.recipe,
-        data,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        noise=args.noise,
-        seed=args.seed,
-    )
+    train = train_config(args, data, seed=args.seed)
     model, history = train_classifier(data, config, train)
     save_classifier(model, args.out, data=args.data, train_config=vars(train), history=history)
     sys.stdout.write(f"test accuracy {100 * history['test_accuracy'][-1]:.2f}%, saved {args.out}\n")

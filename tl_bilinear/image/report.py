@@ -39,10 +39,10 @@ def image_report(
     model = model.double()
     ce = class_eigendecompose(model)
     hidden = hidden_decomposition(model)
-    images = ce.inputs(model, data.test_images.double())
+    images = ce.inputs(model, data.test_images)
     ks = range(min(k_max, ce.eig.k, hidden.eig.k) + 1)
     curve = truncation_curve(ce, images, data.test_labels, ks)
-    hidden_curve = truncation_curve(hidden, hidden.inputs(model, data.test_images.double()), data.test_labels, ks)
+    hidden_curve = truncation_curve(hidden, hidden.inputs(model, data.test_images), data.test_labels, ks)
     full = truncation_curve(ce, images, data.test_labels, [ce.eig.k])[ce.eig.k]
     metrics = regularisation_metrics(ce)
     doc = HTMLDocument(title=title)
