@@ -99,6 +99,31 @@ def test_a_stale_lock_is_taken_over_and_locks_nest(tmp_path, caplog):
     assert not (tmp_path / "new").exists()  # created for the lock, left empty: removed
 
 
+@pytest.mark.parametrize("previous", ["", "dead writer"])
+def test_a_contender_arriving_before_the_holder_records_itself_still_names_it(previous, tmp_path):
+    import fcntl
+    import socket
+    import threading
+
+    from tl_bilinear.rundir import LOCK_FILE, RunLocked, run_lock
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}) if previous else "")
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, the record not yet written: a writer starting up
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "command": "train", "started": time.time()}
+    late = threading.Timer(0.3, lambda: (os.ftruncate(fd, 0), os.pwrite(fd, json.dumps(record).encode(), 0)))
+    late.start()
+    try:
+        with pytest.raises(RunLocked, match=f"being written by pid {os.getpid()} \\(train, since"):
+            with run_lock(tmp_path, "contender"):
+                pass
+    finally:
+        late.join()
+        os.close(fd)
+
+
 def test_library_writers_take_the_run_lock_and_nest_in_their_own(run, tmp_path):
     from tl_bilinear.data import train_tokenizer
     from tl_bilinear.rundir import LOCK_FILE, RunLocked, run_lock

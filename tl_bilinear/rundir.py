@@ -62,6 +62,23 @@ def _holder(fd: int) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
+def _settled_holder(fd: int, wait: float = 2.0) -> dict[str, Any]:
+    """The holder's record, once it names a running process (or one on another host).
+
+    A writer records itself just after taking the lock, so a contender that arrives in between reads
+    an empty (or the previous, dead writer's) record: it re-reads for up to ``wait`` seconds first.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        holder = _holder(fd)
+        pid = holder.get("pid")
+        if isinstance(pid, int) and (holder.get("host") != socket.gethostname() or _alive(pid)):
+            return holder
+        if time.monotonic() > deadline:
+            return holder
+        time.sleep(0.01)
+
+
 def _describe(directory: Path, holder: dict[str, Any]) -> str:
     pid, here = holder.get("pid"), holder.get("host") == socket.gethostname()
     if not isinstance(pid, int):
@@ -82,7 +99,7 @@ def _acquire(path: Path, command: str) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(fd)
+            holder = _settled_holder(fd)
             os.close(fd)
             raise RunLocked(_describe(path.parent, holder)) from None
         try:  # a releasing holder unlinks the file: a lock on an unlinked file guards nothing
