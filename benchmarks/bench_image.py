@@ -76,7 +76,7 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
     layer = ("-residual" if args.residual else "") + (f"-m{args.d_mlp}" if args.d_mlp else "")
     name = (
         f"{kind}-d{args.d_model}{layer}-e{train.epochs}-b{train.batch_size}-wd{train.weight_decay}-n{train.noise}"
-        f"-lr{train.lr}-s{seed}"
+        f"-lr{train.lr}" + (f"-ema{train.ema}" if train.ema else "") + f"-s{seed}"
     )
     out = args.save / name if args.save else None
     start, load_before = time.perf_counter(), list(os.getloadavg())
@@ -97,6 +97,7 @@ def train_and_measure(spec: str, args, seed: int = 0, kind: str = "mnist") -> tu
         "noise": train.noise,
         "weight_decay": train.weight_decay,
         "lr": train.lr,
+        "ema": train.ema,
         "residual": args.residual,
         "seed": seed,
         "train_seconds": seconds,
@@ -161,6 +162,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, help="default: the recipe's")
     parser.add_argument("--weight-decay", type=float, help="default: the recipe's")
     parser.add_argument("--lr", type=float, help="default: the recipe's")
+    parser.add_argument("--ema", type=float, help="decay of the weights' moving average (default: the recipe's)")
     parser.add_argument("--residual", action="store_true", help="residual bilinear layer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the mnist and fashion sections' models")
     parser.add_argument("--seeds", type=int, default=3, help="models for the consistency section (0 skips it)")
