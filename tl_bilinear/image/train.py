@@ -64,6 +64,10 @@ class TrainConfig:
         if not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
             raise ValueError(f"ema={self.ema!r} must be a decay in [0, 1), e.g. 0.999 (0: no average)")
 
+    def steps(self, n_images: int) -> int:
+        """Optimizer steps of a run over ``n_images`` training images (the last batch of an epoch may be short)."""
+        return self.epochs * -(-n_images // self.batch_size)
+
 
 RECIPES: dict[str, TrainConfig] = {
     # the paper's code: weight decay 0.5, 20 epochs; noise 0.4 as in its tutorial
@@ -110,8 +114,7 @@ def recipe(name: str, data: ImageData | None = None, **overrides) -> TrainConfig
     if data is not None and overrides.get("batch_size") is None:
         config = replace(config, batch_size=min(config.batch_size, max(16, len(data.train_images) // 20)))
     if data is not None and config.ema and overrides.get("ema") is None:
-        steps = config.epochs * -(-len(data.train_images) // config.batch_size)
-        config = replace(config, ema=config.ema ** (EMA_REFERENCE_STEPS / steps))
+        config = replace(config, ema=config.ema ** (EMA_REFERENCE_STEPS / config.steps(len(data.train_images))))
     return config
 
 
@@ -160,8 +163,7 @@ def train_classifier(
         )
     generator = torch.Generator().manual_seed(config.seed)
     images, labels = model.flatten(data.train_images), data.train_labels
-    steps_per_epoch = -(-len(images) // config.batch_size)
-    total = config.epochs * steps_per_epoch
+    total = config.steps(len(images))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema)) if config.ema else None
